@@ -1,0 +1,59 @@
+# hiprune-go. Every target that compiles uses the same CGO flags, so the
+# two-minute cgo build of llama.cpp happens once and is cached after.
+SHELL := /bin/bash
+GO ?= go
+
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+# -march=native also enables AMX on recent Xeons, whose kernels ollama's cgo
+# build does not compile (link error on ggml_backend_amx_buffer_type).
+CPU_FLAGS ?= -O3 -march=native -mno-amx-int8 -mno-amx-tile -mno-amx-bf16
+else
+CPU_FLAGS ?= -O3 -mcpu=native
+endif
+# Outside the checkout on purpose: it is part of CGO_CPPFLAGS, and a path
+# that changed with every clone would rebuild llama.cpp from cold.
+THIRD_PARTY_INCLUDE ?= $(HOME)/.cache/hiprune-go/include
+
+export CGO_ENABLED := 1
+export CGO_CFLAGS := $(CPU_FLAGS)
+export CGO_CXXFLAGS := $(CPU_FLAGS)
+export CGO_CPPFLAGS := -I$(THIRD_PARTY_INCLUDE)
+
+# Generated models live outside the repository.
+MODELS_DIR ?= $(HOME)/.cache/hiprune-go/models
+export HIPRUNE_MODELS_DIR := $(MODELS_DIR)
+
+TEST_FLAGS ?= -count=1
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all deps build test bench vet demo fuzz env clean
+
+all: build
+
+deps: .deps-stamp
+
+.deps-stamp: go.mod go.sum third_party/setup.sh
+	@bash third_party/setup.sh "$(THIRD_PARTY_INCLUDE)"
+	@touch $@
+
+# Prints the environment to build by hand: eval "$$(make -s env)".
+env:
+	@echo "export CGO_ENABLED=1 CGO_CFLAGS='$(CGO_CFLAGS)' CGO_CXXFLAGS='$(CGO_CXXFLAGS)' CGO_CPPFLAGS='$(CGO_CPPFLAGS)' HIPRUNE_MODELS_DIR='$(MODELS_DIR)'"
+
+build: deps
+	$(GO) build -o bin/chat ./cmd/chat
+
+vet: deps
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+fuzz: deps
+	$(GO) test ./hiprune/ -run='^$$' -fuzz=FuzzSelect -fuzztime=60s
+
+clean:
+	rm -rf bin .deps-stamp third_party/include

@@ -1,0 +1,120 @@
+// bridge.h: the C ABI between hiprune-go's Go code and its C++ shim over
+// ggml / llama.cpp. It is the only C surface of ours; everything else the Go
+// side needs from llama.cpp it calls through llama.h / mtmd.h directly.
+//
+// Conventions
+//   - Every function that can fail returns 0 on success and a non-zero
+//     HP_ERR_* code on failure, and writes a NUL-terminated message naming
+//     the problem into err (errlen bytes, may be NULL/0).
+//   - Every object created by *_open has a matching *_free; free(NULL) is a
+//     no-op.
+//   - Objects are not internally synchronised: one call at a time per object
+//     (the Go wrappers hold a mutex). Distinct objects are independent.
+//   - No C++ exception crosses this ABI.
+#ifndef HIPRUNE_BRIDGE_H
+#define HIPRUNE_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    HP_OK          = 0,
+    HP_ERR_IO      = 1, // file missing, unreadable or truncated
+    HP_ERR_FORMAT  = 2, // not a GGUF, missing or ill-typed key or tensor
+    HP_ERR_UNSUP   = 3, // valid file of a kind we do not handle (projector type, ...)
+    HP_ERR_ARG     = 4, // bad argument (image size, layer index, buffer size)
+    HP_ERR_BACKEND = 5, // ggml backend failure (allocation, compute)
+};
+
+// Token order inside the encoder graph. LLaVA/HF CLIP puts the class token
+// first. The llama.cpp revision pinned by ollama v0.17.4 appends it last
+// while still feeding positions and output rows as if it came first
+// (llama.cpp issue 25814), so its image tokens are shifted by one patch.
+// HP_LAYOUT_LLAMACPP reproduces that exactly, for parity with llama.cpp.
+enum {
+    HP_LAYOUT_CLS_FIRST = 0,
+    HP_LAYOUT_LLAMACPP  = 1,
+};
+
+typedef struct hp_encoder_params {
+    int object_layer; // 1-based encoder block probed for object attention; 0 = default (9)
+    int layout;       // HP_LAYOUT_*
+    int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
+    int use_gpu;      // 1: run on the first GPU device ggml has registered, if any
+    int n_threads;    // CPU threads; <= 0 means 4
+} hp_encoder_params;
+
+typedef struct hp_encoder_info {
+    char projector[32]; // projector type as stored in the file ("mlp")
+    char backend[64];   // ggml backend the graph runs on ("CPU", "CUDA0", ...)
+    int image_size;     // square input side in pixels
+    int patch_size;
+    int grid_w, grid_h; // patch grid of one image
+    int n_patches;      // image tokens emitted per image (grid_w * grid_h)
+    int n_embd;         // ViT width
+    int n_head;
+    int n_ff;
+    int n_block;        // blocks stored in the file
+    int n_run;          // blocks actually run (the deep layer is the last of them)
+    int object_layer;   // 1-based, as resolved
+    int proj_dim;       // width of the projected embeddings (the LM's n_embd)
+    int has_cls;
+    int flash_attn;     // 1 if the non-probed layers use flash attention
+    float mean[3], std[3];
+    float eps;
+} hp_encoder_info;
+
+typedef struct hp_encoder hp_encoder;
+
+// hp_encoder_open loads an mmproj GGUF (projector type "mlp": CLIP ViT + LLaVA
+// MLP projector), validates every key and tensor shape it will use, loads the
+// weights onto the chosen backend and allocates the compute graph once.
+int  hp_encoder_open(const char * path, const hp_encoder_params * params,
+                     hp_encoder ** out, char * err, size_t errlen);
+void hp_encoder_free(hp_encoder * enc);
+void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info);
+
+// hp_encoder_encode runs one preprocessed image through the encoder.
+//   img:    nx*ny*3 floats, interleaved RGB, row-major (llama.cpp's
+//           clip_image_f32 layout), already normalised.
+//   embd:   n_patches * proj_dim floats (row per image token), or NULL.
+//   object, deep: n_patches floats each (per-token attention received at the
+//           object and the deep layer, mean over heads and query rows, CLS
+//           column dropped), or NULL.
+//   n_threads <= 0 keeps the value given at open.
+int hp_encoder_encode(hp_encoder * enc, const float * img, int nx, int ny, int n_threads,
+                      float * embd, float * object, float * deep,
+                      char * err, size_t errlen);
+
+// ---- llama.cpp's own clip, for parity tests and baselines -------------------
+
+typedef struct hp_clip hp_clip;
+
+int  hp_clip_open(const char * path, int use_gpu, int flash_attn, hp_clip ** out,
+                  char * err, size_t errlen);
+void hp_clip_free(hp_clip * c);
+int  hp_clip_image_size(const hp_clip * c);
+int  hp_clip_n_mmproj_embd(const hp_clip * c);
+// hp_clip_n_output_tokens: tokens clip emits for an nx x ny preprocessed image.
+int  hp_clip_n_output_tokens(const hp_clip * c, int nx, int ny);
+
+// hp_clip_preprocess runs clip_image_preprocess on an RGB8 image and copies
+// the first resulting float image into out (cap floats), setting *onx, *ony.
+int hp_clip_preprocess(hp_clip * c, const uint8_t * rgb, int nx, int ny,
+                       float * out, size_t cap, int * onx, int * ony,
+                       char * err, size_t errlen);
+
+// hp_clip_encode runs clip_encode_float_image; out holds
+// hp_clip_n_output_tokens * hp_clip_n_mmproj_embd floats.
+int hp_clip_encode(hp_clip * c, int n_threads, const float * img, int nx, int ny,
+                   float * out, char * err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // HIPRUNE_BRIDGE_H

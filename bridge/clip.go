@@ -1,0 +1,102 @@
+package bridge
+
+/*
+#include <stdlib.h>
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Clip is llama.cpp's own clip encoder (tools/mtmd/clip.cpp), exposed for
+// parity tests and baselines. Not for the serving path.
+type Clip struct {
+	mu sync.Mutex
+	c  *C.hp_clip
+}
+
+// OpenClip loads an mmproj with llama.cpp's clip. flash: -1 auto, 0 off, 1 on.
+func OpenClip(path string, useGPU bool, flash int) (*Clip, error) {
+	Init()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	gpu := C.int(0)
+	if useGPU {
+		gpu = 1
+	}
+	var h *C.hp_clip
+	if err := goErr(C.hp_clip_open(cpath, gpu, C.int(flash), &h, eb, errBufLen), eb, "clip open"); err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	c := &Clip{c: h}
+	runtime.SetFinalizer(c, func(c *Clip) { c.Close() })
+	return c, nil
+}
+
+// Close frees the clip context.
+func (c *Clip) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c != nil {
+		C.hp_clip_free(c.c)
+		c.c = nil
+	}
+}
+
+// ImageSize is the model's square input side.
+func (c *Clip) ImageSize() int { return int(C.hp_clip_image_size(c.c)) }
+
+// NEmbd is the projector's output width.
+func (c *Clip) NEmbd() int { return int(C.hp_clip_n_mmproj_embd(c.c)) }
+
+// NTokens is the number of embeddings clip emits for an nx x ny input.
+func (c *Clip) NTokens(nx, ny int) int { return int(C.hp_clip_n_output_tokens(c.c, C.int(nx), C.int(ny))) }
+
+// Preprocess runs clip_image_preprocess on an 8-bit RGB image and returns
+// the first float image (interleaved RGB) and its size.
+func (c *Clip) Preprocess(rgb []byte, w, h int) ([]float32, int, int, error) {
+	if w <= 0 || h <= 0 || len(rgb) != w*h*3 {
+		return nil, 0, 0, fmt.Errorf("clip preprocess: %dx%d image with %d bytes: %w", w, h, len(rgb), ErrArg)
+	}
+	s := c.ImageSize()
+	// LLaVA-1.5 yields one image of ImageSize^2; leave room for models
+	// whose preprocessing keeps the input size.
+	capN := 3 * max(s*s, w*h)
+	out := make([]float32, capN)
+	var onx, ony C.int
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	code := C.hp_clip_preprocess(c.c, (*C.uint8_t)(unsafe.Pointer(&rgb[0])), C.int(w), C.int(h),
+		(*C.float)(unsafe.Pointer(&out[0])), C.size_t(capN), &onx, &ony, eb, errBufLen)
+	if err := goErr(code, eb, "clip preprocess"); err != nil {
+		return nil, 0, 0, err
+	}
+	return out[:int(onx)*int(ony)*3], int(onx), int(ony), nil
+}
+
+// Encode runs clip_encode_float_image on a preprocessed image.
+func (c *Clip) Encode(img []float32, nx, ny, threads int) ([]float32, error) {
+	if len(img) != nx*ny*3 {
+		return nil, fmt.Errorf("clip encode: buffer has %d floats for %dx%d: %w", len(img), nx, ny, ErrArg)
+	}
+	out := make([]float32, c.NTokens(nx, ny)*c.NEmbd())
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	code := C.hp_clip_encode(c.c, C.int(threads), (*C.float)(unsafe.Pointer(&img[0])), C.int(nx), C.int(ny),
+		(*C.float)(unsafe.Pointer(&out[0])), eb, errBufLen)
+	if err := goErr(code, eb, "clip encode"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,120 @@
+// clipref.cpp: thin C ABI over llama.cpp's own clip (tools/mtmd/clip.h), the
+// reference our encoder and preprocessing are checked and benchmarked against.
+#include "bridge.h"
+
+#include "clip.h"
+#include "clip-impl.h" // struct clip_image_f32 (pixels of a preprocessed image)
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+
+struct hp_clip {
+    clip_ctx * ctx = nullptr;
+    ~hp_clip() {
+        if (ctx) clip_free(ctx);
+    }
+};
+
+namespace {
+void set_err(char * err, size_t errlen, const std::string & msg) {
+    if (err && errlen > 0) snprintf(err, errlen, "%s", msg.c_str());
+}
+} // namespace
+
+extern "C" {
+
+int hp_clip_open(const char * path, int use_gpu, int flash_attn, hp_clip ** out, char * err, size_t errlen) {
+    if (out) *out = nullptr;
+    struct stat st;
+    if (!path || stat(path, &st) != 0) {
+        set_err(err, errlen, std::string(path ? path : "(null)") + ": no such file");
+        return HP_ERR_IO;
+    }
+    clip_context_params p{};
+    p.use_gpu = use_gpu != 0;
+    p.flash_attn_type = flash_attn < 0 ? CLIP_FLASH_ATTN_TYPE_AUTO
+                        : flash_attn   ? CLIP_FLASH_ATTN_TYPE_ENABLED
+                                       : CLIP_FLASH_ATTN_TYPE_DISABLED;
+    p.image_min_tokens = -1;
+    p.image_max_tokens = -1;
+    p.warmup = true;
+    clip_init_result r;
+    try {
+        r = clip_init(path, p);
+    } catch (...) {
+        r = {nullptr, nullptr};
+    }
+    if (r.ctx_a) clip_free(r.ctx_a);
+    if (!r.ctx_v) {
+        set_err(err, errlen, std::string(path) + ": llama.cpp clip could not load it (see log)");
+        return HP_ERR_FORMAT;
+    }
+    auto * c = new hp_clip;
+    c->ctx = r.ctx_v;
+    *out = c;
+    return HP_OK;
+}
+
+void hp_clip_free(hp_clip * c) { delete c; }
+
+int hp_clip_image_size(const hp_clip * c) { return clip_get_image_size(c->ctx); }
+
+int hp_clip_n_mmproj_embd(const hp_clip * c) { return clip_n_mmproj_embd(c->ctx); }
+
+int hp_clip_n_output_tokens(const hp_clip * c, int nx, int ny) {
+    clip_image_f32 img;
+    img.nx = nx;
+    img.ny = ny;
+    return clip_n_output_tokens(c->ctx, &img);
+}
+
+int hp_clip_preprocess(hp_clip * c, const uint8_t * rgb, int nx, int ny, float * out, size_t cap, int * onx, int * ony,
+                       char * err, size_t errlen) {
+    if (!c || !rgb || nx <= 0 || ny <= 0) {
+        set_err(err, errlen, "hp_clip_preprocess: bad argument");
+        return HP_ERR_ARG;
+    }
+    clip_image_u8 * u8 = clip_image_u8_init();
+    clip_build_img_from_pixels(rgb, nx, ny, u8);
+    clip_image_f32_batch * batch = clip_image_f32_batch_init();
+    int rc = HP_OK;
+    if (!clip_image_preprocess(c->ctx, u8, batch) || clip_image_f32_batch_n_images(batch) < 1) {
+        set_err(err, errlen, "clip_image_preprocess failed");
+        rc = HP_ERR_BACKEND;
+    } else {
+        const size_t w = clip_image_f32_batch_nx(batch, 0), h = clip_image_f32_batch_ny(batch, 0);
+        if (w * h * 3 > cap) {
+            set_err(err, errlen, "hp_clip_preprocess: output buffer too small");
+            rc = HP_ERR_ARG;
+        } else {
+            const clip_image_f32 * f = clip_image_f32_get_img(batch, 0);
+            memcpy(out, f->buf.data(), w * h * 3 * sizeof(float));
+            *onx = (int) w;
+            *ony = (int) h;
+        }
+    }
+    clip_image_f32_batch_free(batch);
+    clip_image_u8_free(u8);
+    return rc;
+}
+
+int hp_clip_encode(hp_clip * c, int n_threads, const float * img, int nx, int ny, float * out, char * err, size_t errlen) {
+    if (!c || !img || !out) {
+        set_err(err, errlen, "hp_clip_encode: NULL argument");
+        return HP_ERR_ARG;
+    }
+    const int s = clip_get_image_size(c->ctx);
+    if (nx != s || ny != s) {
+        set_err(err, errlen, "hp_clip_encode: image size does not match the model");
+        return HP_ERR_ARG;
+    }
+    if (!clip_encode_float_image(c->ctx, n_threads, const_cast<float *>(img), ny, nx, out)) {
+        set_err(err, errlen, "clip_encode_float_image failed");
+        return HP_ERR_BACKEND;
+    }
+    return HP_OK;
+}
+
+} // extern "C"

@@ -1,0 +1,205 @@
+// encoder.cpp: hp_encoder, the C ABI over the instrumented vision encoder.
+#include "encoder.h"
+
+#include "ggml-cpu.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+struct hp_encoder {
+    std::unique_ptr<hp::gguf_file> file;
+    std::unique_ptr<hp::vision_family> fam;
+    hp_encoder_info info{};
+    hp::graph_opts opts;
+    int n_threads = 4;
+
+    ggml_context * ctx_w = nullptr;
+    ggml_backend_buffer_t buf_w = nullptr;
+    ggml_backend_t backend = nullptr;     // where the graph runs
+    ggml_backend_t backend_cpu = nullptr; // fallback for ops the device lacks
+    ggml_backend_sched_t sched = nullptr;
+
+    std::vector<uint8_t> meta; // graph metadata arena
+    ggml_context * ctx0 = nullptr;
+    ggml_cgraph * gf = nullptr;
+    hp::graph_out out;
+
+    ~hp_encoder() {
+        if (sched) ggml_backend_sched_free(sched);
+        if (ctx0) ggml_free(ctx0);
+        if (buf_w) ggml_backend_buffer_free(buf_w);
+        if (ctx_w) ggml_free(ctx_w);
+        if (backend && backend != backend_cpu) ggml_backend_free(backend);
+        if (backend_cpu) ggml_backend_free(backend_cpu);
+    }
+};
+
+namespace {
+
+void set_err(char * err, size_t errlen, const std::string & msg) {
+    if (err && errlen > 0) {
+        snprintf(err, errlen, "%s", msg.c_str());
+    }
+}
+
+template <typename F>
+int guarded(char * err, size_t errlen, F && f) {
+    try {
+        f();
+        return HP_OK;
+    } catch (const hp::error & e) {
+        set_err(err, errlen, e.what());
+        return e.code;
+    } catch (const std::bad_alloc &) {
+        set_err(err, errlen, "out of memory");
+        return HP_ERR_BACKEND;
+    } catch (const std::exception & e) {
+        set_err(err, errlen, e.what());
+        return HP_ERR_BACKEND;
+    } catch (...) {
+        set_err(err, errlen, "unknown C++ exception");
+        return HP_ERR_BACKEND;
+    }
+}
+
+void set_threads(ggml_backend_t cpu, int n) {
+    if (!cpu || n <= 0) return;
+    ggml_backend_dev_t dev = ggml_backend_get_device(cpu);
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : nullptr;
+    auto fn = reg ? (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads")
+                  : nullptr;
+    if (fn) fn(cpu, n);
+}
+
+// build (re)creates the graph with the current options and reserves memory.
+void build_graph(hp_encoder & e) {
+    if (e.ctx0) {
+        ggml_free(e.ctx0);
+        e.ctx0 = nullptr;
+    }
+    const size_t max_nodes = e.fam->max_nodes() * 2;
+    e.meta.resize(max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false));
+    ggml_init_params p = {e.meta.size(), e.meta.data(), /*no_alloc*/ true};
+    e.ctx0 = ggml_init(p);
+    if (!e.ctx0) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the graph context");
+    e.gf = ggml_new_graph_custom(e.ctx0, max_nodes, false);
+    e.out = e.fam->build(e.ctx0, e.gf, e.opts);
+}
+
+void alloc_graph(hp_encoder & e) {
+    ggml_backend_sched_reset(e.sched);
+    if (!ggml_backend_sched_alloc_graph(e.sched, e.gf)) {
+        throw hp::error(HP_ERR_BACKEND, "cannot allocate the encoder graph (out of memory?)");
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_encoder ** out, char * err, size_t errlen) {
+    if (out) *out = nullptr;
+    return guarded(err, errlen, [&] {
+        if (!path || !out) throw hp::error(HP_ERR_ARG, "hp_encoder_open: NULL argument");
+        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4};
+        auto e = std::make_unique<hp_encoder>();
+        e->file = std::make_unique<hp::gguf_file>(path);
+        e->fam = hp::make_family(*e->file);
+        e->fam->fill_info(e->info);
+
+        const int n_run = e->fam->n_run();
+        const int obj = pr.object_layer > 0 ? pr.object_layer : 9;
+        if (pr.object_layer < 0 || obj > n_run) {
+            throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
+                                                   path, pr.object_layer, n_run, n_run));
+        }
+        if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
+            throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
+        }
+        e->opts.object_block = obj - 1;
+        e->opts.layout = pr.layout;
+        e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;
+        e->info.object_layer = obj;
+
+        // Backends: a GPU (or integrated GPU) device when asked and one is
+        // registered, with the CPU as the fallback for unsupported ops.
+        e->backend_cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+        if (!e->backend_cpu) throw hp::error(HP_ERR_BACKEND, "cannot initialise the ggml CPU backend");
+        if (pr.use_gpu) {
+            e->backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_GPU, nullptr);
+            if (!e->backend) e->backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU, nullptr);
+        }
+        if (!e->backend) e->backend = e->backend_cpu;
+        snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
+
+        // Weights: declared from the file after shape checks, then loaded.
+        const size_t n_tensors = 16 + (size_t) n_run * 16;
+        ggml_init_params wp = {n_tensors * ggml_tensor_overhead(), nullptr, /*no_alloc*/ true};
+        e->ctx_w = ggml_init(wp);
+        if (!e->ctx_w) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the weights context");
+        e->fam->declare(*e->file, e->ctx_w);
+        e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
+        if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));
+        ggml_backend_buffer_set_usage(e->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+        e->file->load_into(e->ctx_w);
+
+        std::vector<ggml_backend_t> backends;
+        std::vector<ggml_backend_buffer_type_t> bufts;
+        backends.push_back(e->backend);
+        bufts.push_back(ggml_backend_get_default_buffer_type(e->backend));
+        if (e->backend != e->backend_cpu) {
+            backends.push_back(e->backend_cpu);
+            bufts.push_back(ggml_backend_get_default_buffer_type(e->backend_cpu));
+        }
+        e->sched = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(),
+                                          e->fam->max_nodes() * 2, false, true);
+        if (!e->sched) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
+
+        // Flash attention where the device supports it, as llama.cpp's clip
+        // does on "auto"; the probed layers always use the explicit softmax.
+        e->opts.flash_attn = pr.flash_attn != 0;
+        build_graph(*e);
+        if (pr.flash_attn < 0) {
+            bool ok = true;
+            for (int i = 0; i < ggml_graph_n_nodes(e->gf); i++) {
+                ggml_tensor * n = ggml_graph_node(e->gf, i);
+                if (n->op == GGML_OP_FLASH_ATTN_EXT && !ggml_backend_supports_op(e->backend, n)) ok = false;
+            }
+            if (!ok) {
+                e->opts.flash_attn = false;
+                build_graph(*e);
+            }
+        }
+        e->info.flash_attn = e->opts.flash_attn ? 1 : 0;
+        alloc_graph(*e);
+        *out = e.release();
+    });
+}
+
+void hp_encoder_free(hp_encoder * enc) { delete enc; }
+
+void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info) {
+    if (enc && info) *info = enc->info;
+}
+
+int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, float * embd, float * object,
+                      float * deep, char * err, size_t errlen) {
+    return guarded(err, errlen, [&] {
+        if (!e || !img) throw hp::error(HP_ERR_ARG, "hp_encoder_encode: NULL argument");
+        if (nx != e->info.image_size || ny != e->info.image_size) {
+            throw hp::error(HP_ERR_ARG, hp::strfmt("image is %dx%d, the encoder takes %dx%d (preprocess it first)", nx, ny,
+                                                   e->info.image_size, e->info.image_size));
+        }
+        e->fam->set_inputs(e->gf, img, nx, ny, e->opts);
+        set_threads(e->backend_cpu, n_threads > 0 ? n_threads : e->n_threads);
+        if (ggml_backend_sched_graph_compute(e->sched, e->gf) != GGML_STATUS_SUCCESS) {
+            throw hp::error(HP_ERR_BACKEND, "encoder graph compute failed");
+        }
+        if (embd) ggml_backend_tensor_get(e->out.embd, embd, 0, ggml_nbytes(e->out.embd));
+        if (object) ggml_backend_tensor_get(e->out.object, object, 0, ggml_nbytes(e->out.object));
+        if (deep) ggml_backend_tensor_get(e->out.deep, deep, 0, ggml_nbytes(e->out.deep));
+    });
+}
+
+} // extern "C"

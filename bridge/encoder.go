@@ -1,0 +1,206 @@
+package bridge
+
+/*
+#include <stdlib.h>
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Layout is the token order inside the encoder graph; see bridge.h.
+type Layout int
+
+const (
+	// LayoutCLSFirst is CLIP's own order (class token first), what LLaVA
+	// was trained with. The default.
+	LayoutCLSFirst Layout = C.HP_LAYOUT_CLS_FIRST
+	// LayoutLlamaCpp reproduces the pinned llama.cpp's clip exactly,
+	// including its shifted patch positions (llama.cpp issue 25814).
+	LayoutLlamaCpp Layout = C.HP_LAYOUT_LLAMACPP
+)
+
+func (l Layout) String() string {
+	switch l {
+	case LayoutCLSFirst:
+		return "cls-first"
+	case LayoutLlamaCpp:
+		return "llama.cpp"
+	}
+	return fmt.Sprintf("Layout(%d)", int(l))
+}
+
+// FlashMode selects flash attention for the encoder's non-probed layers.
+type FlashMode int
+
+const (
+	FlashAuto FlashMode = iota // on where the backend supports it (llama.cpp's clip default)
+	FlashOn
+	FlashOff
+)
+
+// EncoderParams configure OpenEncoder. The zero value is usable.
+type EncoderParams struct {
+	ObjectLayer int    // 1-based block probed for object attention; 0 = 9
+	Layout      Layout // token order; zero = LayoutCLSFirst
+	FlashAttn   FlashMode
+	UseGPU      bool   // run on a ggml GPU device when one is registered
+	Threads     int    // CPU threads; 0 = 4
+}
+
+// EncoderInfo describes an opened encoder.
+type EncoderInfo struct {
+	Projector    string
+	Backend      string
+	ImageSize    int
+	PatchSize    int
+	GridW, GridH int
+	NPatches     int
+	NEmbd        int
+	NHead        int
+	NFF          int
+	NBlock       int // blocks in the file
+	NRun         int // blocks run; the deep layer is block NRun (1-based)
+	ObjectLayer  int
+	ProjDim      int
+	HasCLS       bool
+	FlashAttn    bool
+	Mean, Std    [3]float32
+	Eps          float32
+}
+
+// Encoding is one image's encoder output.
+type Encoding struct {
+	Embd         []float32 // NPatches rows of ProjDim
+	Object, Deep []float32 // per-patch attention received, NPatches each
+	GridW, GridH int
+	ProjDim      int
+}
+
+// Row returns the projected embedding of image token i.
+func (e *Encoding) Row(i int) []float32 { return e.Embd[i*e.ProjDim : (i+1)*e.ProjDim] }
+
+// Encoder is the HiPrune-instrumented vision encoder. It is safe for use
+// from several goroutines: calls are serialised on one graph (the encoder
+// already uses every thread it is given, so running images side by side
+// would not be faster on a CPU).
+type Encoder struct {
+	mu   sync.Mutex
+	c    *C.hp_encoder
+	info EncoderInfo
+}
+
+// OpenEncoder loads an mmproj GGUF.
+func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
+	Init()
+	cp := C.hp_encoder_params{
+		object_layer: C.int(p.ObjectLayer),
+		layout:       C.int(p.Layout),
+		flash_attn:   -1,
+		n_threads:    C.int(p.Threads),
+	}
+	switch p.FlashAttn {
+	case FlashOn:
+		cp.flash_attn = 1
+	case FlashOff:
+		cp.flash_attn = 0
+	}
+	if p.UseGPU {
+		cp.use_gpu = 1
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	var h *C.hp_encoder
+	if err := goErr(C.hp_encoder_open(cpath, &cp, &h, eb, errBufLen), eb, "open encoder"); err != nil {
+		return nil, fmt.Errorf("mmproj: %w", err)
+	}
+	var ci C.hp_encoder_info
+	C.hp_encoder_get_info(h, &ci)
+	e := &Encoder{c: h, info: infoFromC(&ci)}
+	runtime.SetFinalizer(e, func(e *Encoder) { e.Close() })
+	return e, nil
+}
+
+func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
+	in := EncoderInfo{
+		Projector:   C.GoString(&ci.projector[0]),
+		Backend:     C.GoString(&ci.backend[0]),
+		ImageSize:   int(ci.image_size),
+		PatchSize:   int(ci.patch_size),
+		GridW:       int(ci.grid_w),
+		GridH:       int(ci.grid_h),
+		NPatches:    int(ci.n_patches),
+		NEmbd:       int(ci.n_embd),
+		NHead:       int(ci.n_head),
+		NFF:         int(ci.n_ff),
+		NBlock:      int(ci.n_block),
+		NRun:        int(ci.n_run),
+		ObjectLayer: int(ci.object_layer),
+		ProjDim:     int(ci.proj_dim),
+		HasCLS:      ci.has_cls != 0,
+		FlashAttn:   ci.flash_attn != 0,
+		Eps:         float32(ci.eps),
+	}
+	for i := 0; i < 3; i++ {
+		in.Mean[i] = float32(ci.mean[i])
+		in.Std[i] = float32(ci.std[i])
+	}
+	return in
+}
+
+// Info describes the encoder.
+func (e *Encoder) Info() EncoderInfo { return e.info }
+
+// Close frees the encoder's weights and graph. Safe to call twice.
+func (e *Encoder) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c != nil {
+		C.hp_encoder_free(e.c)
+		e.c = nil
+	}
+}
+
+// Encode runs one preprocessed image (ImageSize x ImageSize, interleaved
+// normalised RGB floats, as llava/imageprep produces) through the encoder.
+// threads <= 0 uses the value given at open.
+func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) {
+	in := e.info
+	if nx != in.ImageSize || ny != in.ImageSize {
+		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", nx, ny, in.ImageSize, in.ImageSize, ErrArg)
+	}
+	if len(img) != nx*ny*3 {
+		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img), nx*ny*3, ErrArg)
+	}
+	out := &Encoding{
+		Embd:    make([]float32, in.NPatches*in.ProjDim),
+		Object:  make([]float32, in.NPatches),
+		Deep:    make([]float32, in.NPatches),
+		GridW:   in.GridW,
+		GridH:   in.GridH,
+		ProjDim: in.ProjDim,
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return nil, fmt.Errorf("encode: encoder is closed: %w", ErrArg)
+	}
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	// The C side copies img before computing and writes the outputs once;
+	// Go memory is passed for the duration of the call only.
+	code := C.hp_encoder_encode(e.c, (*C.float)(unsafe.Pointer(&img[0])), C.int(nx), C.int(ny), C.int(threads),
+		(*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.Object[0])),
+		(*C.float)(unsafe.Pointer(&out.Deep[0])), eb, errBufLen)
+	if err := goErr(code, eb, "encode"); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return out, nil
+}

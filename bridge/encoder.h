@@ -1,0 +1,51 @@
+// encoder.h: the instrumented vision encoder. One graph builder per
+// projector family sits behind vision_family; the encoder owns the weights,
+// the backends and the scheduler, and reuses one allocated graph per image
+// size.
+#pragma once
+
+#include "bridge.h"
+#include "gguf_loader.h"
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hp {
+
+// Graph outputs of one encode.
+struct graph_out {
+    ggml_tensor * embd = nullptr;   // [proj_dim, n_patches]
+    ggml_tensor * object = nullptr; // [n_patches]
+    ggml_tensor * deep = nullptr;   // [n_patches]
+};
+
+struct graph_opts {
+    int layout = HP_LAYOUT_CLS_FIRST;
+    int object_block = 8; // 0-based
+    bool flash_attn = false;
+};
+
+// vision_family is what each supported projector family implements: read
+// and check its hyper-parameters and tensors, then build the graph.
+class vision_family {
+public:
+    virtual ~vision_family() = default;
+    // declare creates the weight tensors the graph needs inside ctx_w (no
+    // data yet), after checking names, shapes and types against the file.
+    virtual void declare(const gguf_file & f, ggml_context * ctx_w) = 0;
+    virtual void fill_info(hp_encoder_info & info) const = 0;
+    // build adds the encoder graph to gf; inputs are named "inp_raw",
+    // "positions" and "patches" and set by set_inputs.
+    virtual graph_out build(ggml_context * ctx0, ggml_cgraph * gf, const graph_opts & o) const = 0;
+    virtual void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts & o) const = 0;
+    virtual int n_run() const = 0;
+    virtual size_t max_nodes() const = 0;
+};
+
+std::unique_ptr<vision_family> make_family(const gguf_file & f);
+
+} // namespace hp

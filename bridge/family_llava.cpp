@@ -1,0 +1,385 @@
+// family_llava.cpp: CLIP ViT (class token, pre-LN) + LLaVA MLP projector,
+// built op for op like llama.cpp's clip (tools/mtmd/models/llava.cpp) so the
+// embeddings match, plus the two attention-score outputs HiPrune needs.
+#include "encoder.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace hp {
+
+namespace {
+
+struct vit_block {
+    ggml_tensor *q_w = nullptr, *q_b = nullptr, *k_w = nullptr, *k_b = nullptr;
+    ggml_tensor *v_w = nullptr, *v_b = nullptr, *o_w = nullptr, *o_b = nullptr;
+    ggml_tensor *ln1_w = nullptr, *ln1_b = nullptr, *ln2_w = nullptr, *ln2_b = nullptr;
+    ggml_tensor *up_w = nullptr, *up_b = nullptr, *down_w = nullptr, *down_b = nullptr;
+};
+
+enum class ffn_act { gelu, silu, gelu_quick };
+
+bool is_matmul_type(ggml_type t) {
+    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || ggml_is_quantized(t);
+}
+
+class llava_mlp final : public vision_family {
+public:
+    explicit llava_mlp(const gguf_file & f) : path_(f.path()) {
+        image_size_ = (int) f.get_u32("clip.vision.image_size");
+        patch_size_ = (int) f.get_u32("clip.vision.patch_size");
+        n_embd_ = (int) f.get_u32("clip.vision.embedding_length");
+        n_head_ = (int) f.get_u32("clip.vision.attention.head_count");
+        n_ff_ = (int) f.get_u32("clip.vision.feed_forward_length");
+        n_block_ = (int) f.get_u32("clip.vision.block_count");
+        eps_ = f.get_f32("clip.vision.attention.layer_norm_epsilon");
+        const bool gelu = f.get_bool("clip.use_gelu", false);
+        const bool silu = f.get_bool("clip.use_silu", false);
+        if (gelu && silu) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.use_gelu and clip.use_silu are both true", path_.c_str()));
+        }
+        act_ = gelu ? ffn_act::gelu : silu ? ffn_act::silu : ffn_act::gelu_quick;
+
+        const std::vector<float> mean = f.get_arr_f32("clip.vision.image_mean");
+        const std::vector<float> std = f.get_arr_f32("clip.vision.image_std");
+        if (mean.size() < 3 || std.size() < 3) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_mean/image_std need 3 values, have %zu/%zu",
+                                              path_.c_str(), mean.size(), std.size()));
+        }
+        for (int i = 0; i < 3; i++) {
+            mean_[i] = mean[i];
+            std_[i] = std[i];
+            if (!(std_[i] != 0.0f) || !std::isfinite(std_[i]) || !std::isfinite(mean_[i])) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_std[%d] = %g is not usable", path_.c_str(), i, std_[i]));
+            }
+        }
+        if (f.has("clip.vision.feature_layer")) {
+            throw error(HP_ERR_UNSUP, strfmt("%s: clip.vision.feature_layer (multi-layer features, e.g. Granite) is not supported",
+                                             path_.c_str()));
+        }
+        if (image_size_ <= 0 || patch_size_ <= 0 || image_size_ % patch_size_ != 0) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_size %d is not a multiple of clip.vision.patch_size %d",
+                                              path_.c_str(), image_size_, patch_size_));
+        }
+        if (n_embd_ <= 0 || n_head_ <= 0 || n_embd_ % n_head_ != 0) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.embedding_length %d is not divisible by attention.head_count %d",
+                                              path_.c_str(), n_embd_, n_head_));
+        }
+        if (n_block_ < 2) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.block_count %d: LLaVA needs at least 2 blocks",
+                                              path_.c_str(), n_block_));
+        }
+        if (n_ff_ <= 0 || !(eps_ > 0.0f)) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: bad feed_forward_length %d or layer_norm_epsilon %g",
+                                              path_.c_str(), n_ff_, eps_));
+        }
+        // LLaVA feeds the projector from the penultimate block; llama.cpp
+        // runs n_block - 1 blocks for the "mlp" projector.
+        n_run_ = n_block_ - 1;
+        grid_ = image_size_ / patch_size_;
+        n_patches_ = grid_ * grid_;
+    }
+
+    void declare(const gguf_file & f, ggml_context * ctx_w) override {
+        // widen: 1-D parameters in F16 become F32 so every add/mul sees F32.
+        auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape,
+                        bool matmul) -> ggml_tensor * {
+            ggml_tensor * m = required ? f.require(name) : f.tensor(name);
+            if (!m) return nullptr;
+            int nd = 0;
+            for (int64_t d : shape) {
+                if (m->ne[nd] != d) {
+                    throw error(HP_ERR_FORMAT, strfmt("%s: tensor %s has shape [%lld %lld %lld %lld], dim %d should be %lld",
+                                                      path_.c_str(), name.c_str(), (long long) m->ne[0], (long long) m->ne[1],
+                                                      (long long) m->ne[2], (long long) m->ne[3], nd, (long long) d));
+                }
+                nd++;
+            }
+            for (int d = nd; d < GGML_MAX_DIMS; d++) {
+                if (m->ne[d] != 1) {
+                    throw error(HP_ERR_FORMAT, strfmt("%s: tensor %s has %d dims, want %d", path_.c_str(), name.c_str(),
+                                                      ggml_n_dims(m), nd));
+                }
+            }
+            ggml_type t = m->type;
+            if (matmul) {
+                if (!is_matmul_type(t)) {
+                    throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has unsupported type %s", path_.c_str(), name.c_str(),
+                                                     ggml_type_name(t)));
+                }
+            } else if (t == GGML_TYPE_F16) {
+                t = GGML_TYPE_F32;
+            } else if (t != GGML_TYPE_F32) {
+                throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has type %s, want f32 or f16", path_.c_str(), name.c_str(),
+                                                 ggml_type_name(t)));
+            }
+            ggml_tensor * w = ggml_new_tensor(ctx_w, t, GGML_MAX_DIMS, m->ne);
+            ggml_set_name(w, name.c_str());
+            return w;
+        };
+        const int64_t E = n_embd_, P = patch_size_;
+        has_cls_ = f.tensor("v.class_embd") != nullptr;
+        const int64_t n_pos = n_patches_ + (has_cls_ ? 1 : 0);
+
+        ggml_tensor * pe = f.require("v.patch_embd.weight");
+        if (pe->type != GGML_TYPE_F32 && pe->type != GGML_TYPE_F16) {
+            throw error(HP_ERR_UNSUP, strfmt("%s: tensor v.patch_embd.weight has type %s, want f32 or f16", path_.c_str(),
+                                             ggml_type_name(pe->type)));
+        }
+        patch_w_ = take("v.patch_embd.weight", true, {P, P, 3, E}, true);
+        patch_b_ = take("v.patch_embd.bias", false, {E}, false);
+        cls_ = take("v.class_embd", false, {E}, false);
+        pos_ = take("v.position_embd.weight", true, {E, n_pos}, true);
+        if (pos_->type != GGML_TYPE_F32 && pos_->type != GGML_TYPE_F16) {
+            throw error(HP_ERR_UNSUP, strfmt("%s: tensor v.position_embd.weight has type %s, want f32 or f16", path_.c_str(),
+                                             ggml_type_name(pos_->type)));
+        }
+        pre_w_ = take("v.pre_ln.weight", false, {E}, false);
+        pre_b_ = take("v.pre_ln.bias", false, {E}, false);
+        post_w_ = take("v.post_ln.weight", false, {E}, false);
+        post_b_ = take("v.post_ln.bias", false, {E}, false);
+
+        blocks_.resize(n_run_);
+        for (int il = 0; il < n_run_; il++) {
+            auto name = [&](const char * t, const char * s) { return strfmt("v.blk.%d.%s.%s", il, t, s); };
+            vit_block & b = blocks_[il];
+            if (f.tensor(name("attn_qkv", "weight"))) {
+                throw error(HP_ERR_UNSUP, strfmt("%s: fused attn_qkv tensors are not supported", path_.c_str()));
+            }
+            b.q_w = take(name("attn_q", "weight"), true, {E, E}, true);
+            b.q_b = take(name("attn_q", "bias"), false, {E}, false);
+            b.k_w = take(name("attn_k", "weight"), true, {E, E}, true);
+            b.k_b = take(name("attn_k", "bias"), false, {E}, false);
+            b.v_w = take(name("attn_v", "weight"), true, {E, E}, true);
+            b.v_b = take(name("attn_v", "bias"), false, {E}, false);
+            b.o_w = take(name("attn_out", "weight"), true, {E, E}, true);
+            b.o_b = take(name("attn_out", "bias"), false, {E}, false);
+            b.ln1_w = take(name("ln1", "weight"), false, {E}, false);
+            b.ln1_b = take(name("ln1", "bias"), false, {E}, false);
+            b.ln2_w = take(name("ln2", "weight"), false, {E}, false);
+            b.ln2_b = take(name("ln2", "bias"), false, {E}, false);
+            // Older LLaVA conversions store fc1 as ffn_down and fc2 as
+            // ffn_up; llama.cpp tells them apart by shape, and so do we.
+            ggml_tensor * up_m = f.require(name("ffn_up", "weight"));
+            f.require(name("ffn_down", "weight"));
+            const bool swapped = up_m->ne[0] != E;
+            const char * fc1 = swapped ? "ffn_down" : "ffn_up";
+            const char * fc2 = swapped ? "ffn_up" : "ffn_down";
+            b.up_w = take(name(fc1, "weight"), true, {E, n_ff_}, true);
+            b.up_b = take(name(fc1, "bias"), false, {n_ff_}, false);
+            b.down_w = take(name(fc2, "weight"), true, {n_ff_, E}, true);
+            b.down_b = take(name(fc2, "bias"), false, {E}, false);
+        }
+        if (f.tensor("mm.1.weight")) {
+            throw error(HP_ERR_UNSUP, strfmt("%s: projector mlp_norm (mm.1.*) is not supported", path_.c_str()));
+        }
+        ggml_tensor * mm0 = f.require("mm.0.weight");
+        const int64_t hidden = mm0->ne[1];
+        mm0_w_ = take("mm.0.weight", true, {E, hidden}, true);
+        mm0_b_ = take("mm.0.bias", true, {hidden}, false);
+        ggml_tensor * mm2 = f.require("mm.2.weight");
+        proj_dim_ = (int) mm2->ne[1];
+        mm2_w_ = take("mm.2.weight", true, {hidden, proj_dim_}, true);
+        mm2_b_ = take("mm.2.bias", true, {proj_dim_}, false);
+    }
+
+    void fill_info(hp_encoder_info & info) const override {
+        snprintf(info.projector, sizeof(info.projector), "mlp");
+        info.image_size = image_size_;
+        info.patch_size = patch_size_;
+        info.grid_w = info.grid_h = grid_;
+        info.n_patches = n_patches_;
+        info.n_embd = n_embd_;
+        info.n_head = n_head_;
+        info.n_ff = n_ff_;
+        info.n_block = n_block_;
+        info.n_run = n_run_;
+        info.proj_dim = proj_dim_;
+        info.has_cls = has_cls_ ? 1 : 0;
+        for (int i = 0; i < 3; i++) {
+            info.mean[i] = mean_[i];
+            info.std[i] = std_[i];
+        }
+        info.eps = eps_;
+    }
+
+    int n_run() const override { return n_run_; }
+    size_t max_nodes() const override { return 64 + (size_t) n_run_ * 64; }
+
+    graph_out build(ggml_context * ctx0, ggml_cgraph * gf, const graph_opts & o) const override {
+        const int E = n_embd_, H = n_head_, D = n_embd_ / n_head_;
+        const int n_pos = n_patches_ + (has_cls_ ? 1 : 0);
+        const float kq_scale = 1.0f / sqrtf((float) D);
+
+        ggml_tensor * raw = ggml_new_tensor_3d(ctx0, GGML_TYPE_F32, image_size_, image_size_, 3);
+        ggml_set_name(raw, "inp_raw");
+        ggml_set_input(raw);
+
+        ggml_tensor * inp = ggml_conv_2d(ctx0, patch_w_, raw, patch_size_, patch_size_, 0, 0, 1, 1);
+        inp = ggml_reshape_2d(ctx0, inp, n_patches_, E);
+        inp = ggml_cont(ctx0, ggml_transpose(ctx0, inp));
+        if (patch_b_) inp = ggml_add(ctx0, inp, patch_b_);
+        if (cls_) {
+            inp = o.layout == HP_LAYOUT_LLAMACPP ? ggml_concat(ctx0, inp, cls_, 1) : ggml_concat(ctx0, cls_, inp, 1);
+        }
+        ggml_tensor * positions = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_pos);
+        ggml_set_name(positions, "positions");
+        ggml_set_input(positions);
+        inp = ggml_add(ctx0, inp, ggml_get_rows(ctx0, pos_, positions));
+
+        ggml_tensor * x = inp;
+        if (pre_w_) x = norm(ctx0, x, pre_w_, pre_b_);
+
+        // Tokens whose scores are reported: the ones the projector emits.
+        const size_t first = has_cls_ ? 1 : 0;
+        graph_out out;
+        for (int il = 0; il < n_run_; il++) {
+            const vit_block & b = blocks_[il];
+            const bool probe_obj = il == o.object_block;
+            const bool probe_deep = il == n_run_ - 1;
+            ggml_tensor * cur = norm(ctx0, x, b.ln1_w, b.ln1_b);
+
+            ggml_tensor * Q = lin(ctx0, b.q_w, b.q_b, cur);
+            ggml_tensor * K = lin(ctx0, b.k_w, b.k_b, cur);
+            ggml_tensor * V = lin(ctx0, b.v_w, b.v_b, cur);
+            Q = ggml_reshape_3d(ctx0, Q, D, H, n_pos);
+            K = ggml_reshape_3d(ctx0, K, D, H, n_pos);
+            V = ggml_reshape_3d(ctx0, V, D, H, n_pos);
+            ggml_build_forward_expand(gf, Q);
+            ggml_build_forward_expand(gf, K);
+            ggml_build_forward_expand(gf, V);
+            ggml_tensor * q = ggml_permute(ctx0, Q, 0, 2, 1, 3);
+            ggml_tensor * k = ggml_permute(ctx0, K, 0, 2, 1, 3);
+
+            if ((probe_obj || probe_deep) || !o.flash_attn) {
+                // Explicit softmax: needed for the scores on probed layers,
+                // and the fallback where flash attention is off.
+                ggml_tensor * v = ggml_cont(ctx0, ggml_permute(ctx0, V, 1, 2, 0, 3));
+                ggml_tensor * kq = ggml_mul_mat(ctx0, k, q);            // [n_kv, n_q, H]
+                kq = ggml_soft_max_ext(ctx0, kq, nullptr, kq_scale, 0.0f);
+                if (probe_obj || probe_deep) {
+                    // Column means over heads and query rows: transpose the
+                    // [n_kv, n_q*H] probabilities so a row sum reduces them,
+                    // then keep the emitted tokens' columns.
+                    ggml_tensor * p2 = ggml_reshape_2d(ctx0, kq, n_pos, (int64_t) n_pos * H);
+                    ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, p2))); // [1, n_pos]
+                    s = ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n_pos), 1.0f / ((float) n_pos * (float) H));
+                    s = ggml_cont(ctx0, ggml_view_1d(ctx0, s, n_patches_, first * sizeof(float)));
+                    ggml_set_output(s);
+                    if (probe_obj) {
+                        ggml_set_name(s, "hp_object_scores");
+                        out.object = s;
+                    }
+                    if (probe_deep) {
+                        if (!probe_obj) ggml_set_name(s, "hp_deep_scores");
+                        out.deep = s;
+                    }
+                    ggml_build_forward_expand(gf, s);
+                }
+                ggml_tensor * kqv = ggml_mul_mat(ctx0, v, kq);          // [D, n_q, H]
+                cur = ggml_permute(ctx0, kqv, 0, 2, 1, 3);
+                cur = ggml_cont_2d(ctx0, cur, E, n_pos);
+            } else {
+                ggml_tensor * v = ggml_permute(ctx0, V, 0, 2, 1, 3);
+                k = ggml_cast(ctx0, k, GGML_TYPE_F16);
+                v = ggml_cast(ctx0, v, GGML_TYPE_F16);
+                cur = ggml_flash_attn_ext(ctx0, q, k, v, nullptr, kq_scale, 0.0f, 0.0f);
+                ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
+                cur = ggml_reshape_2d(ctx0, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
+            }
+            cur = lin(ctx0, b.o_w, b.o_b, cur);
+            cur = ggml_add(ctx0, cur, x);
+            x = cur;
+
+            cur = norm(ctx0, cur, b.ln2_w, b.ln2_b);
+            cur = lin(ctx0, b.up_w, b.up_b, cur);
+            switch (act_) {
+                case ffn_act::gelu: cur = ggml_gelu(ctx0, cur); break;
+                case ffn_act::silu: cur = ggml_silu(ctx0, cur); break;
+                case ffn_act::gelu_quick: cur = ggml_gelu_quick(ctx0, cur); break;
+            }
+            cur = lin(ctx0, b.down_w, b.down_b, cur);
+            x = ggml_add(ctx0, x, cur);
+        }
+        if (post_w_) x = norm(ctx0, x, post_w_, post_b_);
+
+        ggml_tensor * e = ggml_reshape_2d(ctx0, x, x->ne[0], x->ne[1]);
+        ggml_tensor * patches = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_patches_);
+        ggml_set_name(patches, "patches");
+        ggml_set_input(patches);
+        e = ggml_get_rows(ctx0, e, patches);
+        e = ggml_add(ctx0, ggml_mul_mat(ctx0, mm0_w_, e), mm0_b_);
+        e = ggml_gelu(ctx0, e);
+        e = ggml_add(ctx0, ggml_mul_mat(ctx0, mm2_w_, e), mm2_b_);
+        ggml_set_name(e, "hp_embd");
+        ggml_set_output(e);
+        ggml_build_forward_expand(gf, e);
+        out.embd = e;
+        return out;
+    }
+
+    void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts &) const override {
+        const int n = nx * ny;
+        std::vector<float> planar((size_t) n * 3);
+        for (int i = 0; i < n; i++) {
+            planar[i] = img[3 * i];
+            planar[n + i] = img[3 * i + 1];
+            planar[2 * n + i] = img[3 * i + 2];
+        }
+        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "inp_raw"), planar.data(), 0, planar.size() * sizeof(float));
+
+        const int n_pos = n_patches_ + (has_cls_ ? 1 : 0);
+        std::vector<int32_t> pos(n_pos);
+        for (int i = 0; i < n_pos; i++) pos[i] = i;
+        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "positions"), pos.data(), 0, pos.size() * sizeof(int32_t));
+        // Rows the projector sees: the patches, skipping the class token's
+        // row. In the llama.cpp layout this is rows 1..n (see bridge.h).
+        std::vector<int32_t> rows(n_patches_);
+        for (int i = 0; i < n_patches_; i++) rows[i] = i + (has_cls_ ? 1 : 0);
+        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "patches"), rows.data(), 0, rows.size() * sizeof(int32_t));
+    }
+
+private:
+    ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) const {
+        x = ggml_norm(ctx0, x, eps_);
+        if (w) x = ggml_mul(ctx0, x, w);
+        if (b) x = ggml_add(ctx0, x, b);
+        return x;
+    }
+    static ggml_tensor * lin(ggml_context * ctx0, ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) {
+        x = ggml_mul_mat(ctx0, w, x);
+        if (b) x = ggml_add(ctx0, x, b);
+        return x;
+    }
+
+    std::string path_;
+    int image_size_ = 0, patch_size_ = 0, n_embd_ = 0, n_head_ = 0, n_ff_ = 0, n_block_ = 0, n_run_ = 0;
+    int grid_ = 0, n_patches_ = 0, proj_dim_ = 0;
+    float eps_ = 0;
+    float mean_[3] = {0, 0, 0}, std_[3] = {1, 1, 1};
+    ffn_act act_ = ffn_act::gelu_quick;
+    bool has_cls_ = false;
+
+    ggml_tensor *patch_w_ = nullptr, *patch_b_ = nullptr, *cls_ = nullptr, *pos_ = nullptr;
+    ggml_tensor *pre_w_ = nullptr, *pre_b_ = nullptr, *post_w_ = nullptr, *post_b_ = nullptr;
+    ggml_tensor *mm0_w_ = nullptr, *mm0_b_ = nullptr, *mm2_w_ = nullptr, *mm2_b_ = nullptr;
+    std::vector<vit_block> blocks_;
+};
+
+} // namespace
+
+std::unique_ptr<vision_family> make_family(const gguf_file & f) {
+    if (!f.get_bool("clip.has_vision_encoder", false)) {
+        throw error(HP_ERR_UNSUP, strfmt("%s: clip.has_vision_encoder is not true (no vision encoder)", f.path().c_str()));
+    }
+    std::string proj = f.get_str("clip.projector_type", "");
+    if (proj.empty()) proj = f.get_str("clip.vision.projector_type", "");
+    if (proj.empty()) proj = "mlp"; // llama.cpp's default for old LLaVA files
+    if (proj == "mlp") {
+        return std::make_unique<llava_mlp>(f);
+    }
+    throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp)", f.path().c_str(),
+                                     proj.c_str()));
+}
+
+} // namespace hp

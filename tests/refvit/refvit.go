@@ -1,0 +1,413 @@
+// Package refvit is a deliberately plain Go forward pass of a LLaVA-1.5
+// mmproj (CLIP ViT + MLP projector) that materialises every attention
+// matrix. It is the independent reference the bridge encoder's attention
+// scores and embeddings are checked against on tiny generated models; it is
+// slow by design and not used outside tests.
+//
+// It computes in float64 and mirrors the few places where ggml's CPU kernels
+// round on purpose (the GELU lookup tables go through float16), so the
+// remaining differences are float32 accumulation only.
+package refvit
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/ollama/ollama/fs/ggml"
+	"github.com/x448/float16"
+)
+
+// Layout mirrors bridge.Layout without importing cgo.
+type Layout int
+
+const (
+	CLSFirst Layout = 0
+	LlamaCpp Layout = 1
+)
+
+type block struct {
+	qw, qb, kw, kb, vw, vb, ow, ob []float64
+	ln1w, ln1b, ln2w, ln2b         []float64
+	upw, upb, downw, downb         []float64
+}
+
+// Model holds an mmproj's weights as float64.
+type Model struct {
+	ImageSize, Patch, E, H, FF, NBlock, NRun, Proj, Hidden int
+	Eps                                                    float64
+	Act                                                    string // gelu, gelu_quick, silu
+	patchW, patchB, cls, pos, preW, preB, postW, postB     []float64
+	mm0w, mm0b, mm2w, mm2b                                 []float64
+	blocks                                                 []block
+}
+
+// Load reads an F32/F16 mmproj GGUF.
+func Load(path string) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, -1)
+	if err != nil {
+		return nil, fmt.Errorf("refvit: %s: %w", path, err)
+	}
+	kv := g.KV()
+	tensors := map[string]*ggml.Tensor{}
+	for _, t := range g.Tensors().Items() {
+		tensors[t.Name] = t
+	}
+	base := g.Tensors().Offset
+	read := func(name string, required bool) ([]float64, error) {
+		t, ok := tensors[name]
+		if !ok {
+			if required {
+				return nil, fmt.Errorf("refvit: missing tensor %s", name)
+			}
+			return nil, nil
+		}
+		n := int(t.Elements())
+		out := make([]float64, n)
+		switch t.Kind {
+		case 0: // F32
+			buf := make([]byte, 4*n)
+			if _, err := f.ReadAt(buf, int64(base+t.Offset)); err != nil {
+				return nil, err
+			}
+			for i := range out {
+				out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
+			}
+		case 1: // F16
+			buf := make([]byte, 2*n)
+			if _, err := f.ReadAt(buf, int64(base+t.Offset)); err != nil {
+				return nil, err
+			}
+			for i := range out {
+				out[i] = float64(float16.Frombits(binary.LittleEndian.Uint16(buf[2*i:])).Float32())
+			}
+		default:
+			return nil, fmt.Errorf("refvit: tensor %s has type %d; only F32/F16 supported", name, t.Kind)
+		}
+		return out, nil
+	}
+	m := &Model{
+		ImageSize: int(kv.Uint("clip.vision.image_size")),
+		Patch:     int(kv.Uint("clip.vision.patch_size")),
+		E:         int(kv.Uint("clip.vision.embedding_length")),
+		H:         int(kv.Uint("clip.vision.attention.head_count")),
+		FF:        int(kv.Uint("clip.vision.feed_forward_length")),
+		NBlock:    int(kv.Uint("clip.vision.block_count")),
+		Eps:       float64(kv.Float("clip.vision.attention.layer_norm_epsilon")),
+		Act:       "gelu_quick",
+	}
+	if kv.Bool("clip.use_gelu") {
+		m.Act = "gelu"
+	} else if kv.Bool("clip.use_silu") {
+		m.Act = "silu"
+	}
+	m.NRun = m.NBlock - 1
+	var errs []error
+	get := func(name string, required bool) []float64 {
+		v, err := read(name, required)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return v
+	}
+	m.patchW = get("v.patch_embd.weight", true)
+	m.patchB = get("v.patch_embd.bias", false)
+	m.cls = get("v.class_embd", false)
+	m.pos = get("v.position_embd.weight", true)
+	m.preW, m.preB = get("v.pre_ln.weight", false), get("v.pre_ln.bias", false)
+	m.postW, m.postB = get("v.post_ln.weight", false), get("v.post_ln.bias", false)
+	m.mm0w, m.mm0b = get("mm.0.weight", true), get("mm.0.bias", true)
+	m.mm2w, m.mm2b = get("mm.2.weight", true), get("mm.2.bias", true)
+	if t, ok := tensors["mm.0.weight"]; ok {
+		m.Hidden = int(t.Shape[1])
+	}
+	if t, ok := tensors["mm.2.weight"]; ok {
+		m.Proj = int(t.Shape[1])
+	}
+	for il := 0; il < m.NRun; il++ {
+		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
+		b := block{
+			qw: get(n("attn_q.weight"), true), qb: get(n("attn_q.bias"), false),
+			kw: get(n("attn_k.weight"), true), kb: get(n("attn_k.bias"), false),
+			vw: get(n("attn_v.weight"), true), vb: get(n("attn_v.bias"), false),
+			ow: get(n("attn_out.weight"), true), ob: get(n("attn_out.bias"), false),
+			ln1w: get(n("ln1.weight"), false), ln1b: get(n("ln1.bias"), false),
+			ln2w: get(n("ln2.weight"), false), ln2b: get(n("ln2.bias"), false),
+		}
+		up, down := "ffn_up", "ffn_down"
+		if t, ok := tensors[n("ffn_up.weight")]; ok && int(t.Shape[0]) != m.E {
+			up, down = down, up // fc1 stored as ffn_down in older conversions
+		}
+		b.upw, b.upb = get(n(up+".weight"), true), get(n(up+".bias"), false)
+		b.downw, b.downb = get(n(down+".weight"), true), get(n(down+".bias"), false)
+		m.blocks = append(m.blocks, b)
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("%s", strings.Join(msgs, "; "))
+	}
+	return m, nil
+}
+
+// Output is one forward pass.
+type Output struct {
+	Embd         [][]float64 // per emitted image token, Proj wide
+	Object, Deep []float64   // per emitted token: mean attention received
+	// Attn[l] is layer l's softmax attention [head][query][key] for the
+	// probed layers (nil for others).
+	Attn map[int][][][]float64
+}
+
+// Forward runs the model on a preprocessed interleaved-RGB image
+// (ImageSize^2*3 floats). objectLayer is 1-based.
+func (m *Model) Forward(img []float32, layout Layout, objectLayer int) (*Output, error) {
+	S, P, E := m.ImageSize, m.Patch, m.E
+	if len(img) != S*S*3 {
+		return nil, fmt.Errorf("refvit: image has %d floats, want %d", len(img), S*S*3)
+	}
+	if objectLayer < 1 || objectLayer > m.NRun {
+		return nil, fmt.Errorf("refvit: object layer %d outside 1..%d", objectLayer, m.NRun)
+	}
+	G := S / P
+	nP := G * G
+	hasCLS := m.cls != nil
+	nPos := nP
+	if hasCLS {
+		nPos++
+	}
+	// Patch embedding: kernel ne [P(kx), P(ky), 3, E].
+	patches := make([][]float64, nP)
+	for py := 0; py < G; py++ {
+		for px := 0; px < G; px++ {
+			v := make([]float64, E)
+			for e := 0; e < E; e++ {
+				s := 0.0
+				for c := 0; c < 3; c++ {
+					for ky := 0; ky < P; ky++ {
+						for kx := 0; kx < P; kx++ {
+							w := m.patchW[((e*3+c)*P+ky)*P+kx]
+							s += w * float64(img[3*((py*P+ky)*S+px*P+kx)+c])
+						}
+					}
+				}
+				if m.patchB != nil {
+					s += m.patchB[e]
+				}
+				v[e] = s
+			}
+			patches[py*G+px] = v
+		}
+	}
+	// Token order and position rows, as the encoder graph builds them.
+	x := make([][]float64, 0, nPos)
+	if hasCLS && layout == CLSFirst {
+		x = append(x, append([]float64(nil), m.cls...))
+	}
+	x = append(x, patches...)
+	if hasCLS && layout == LlamaCpp {
+		x = append(x, append([]float64(nil), m.cls...))
+	}
+	for t := range x {
+		for e := 0; e < E; e++ {
+			x[t][e] += m.pos[t*E+e]
+		}
+	}
+	if m.preW != nil {
+		for t := range x {
+			x[t] = norm(x[t], m.preW, m.preB, m.Eps)
+		}
+	}
+	out := &Output{Attn: map[int][][][]float64{}}
+	first := 0
+	if hasCLS {
+		first = 1
+	}
+	D := E / m.H
+	scale := 1 / math.Sqrt(float64(D))
+	for il := 0; il < m.NRun; il++ {
+		b := m.blocks[il]
+		h := make([][]float64, nPos)
+		q := make([][]float64, nPos)
+		k := make([][]float64, nPos)
+		v := make([][]float64, nPos)
+		for t := range x {
+			h[t] = norm(x[t], b.ln1w, b.ln1b, m.Eps)
+			q[t] = linear(b.qw, b.qb, h[t], E)
+			k[t] = linear(b.kw, b.kb, h[t], E)
+			v[t] = linear(b.vw, b.vb, h[t], E)
+		}
+		attn := make([][][]float64, m.H)
+		ctxv := make([][]float64, nPos)
+		for t := range ctxv {
+			ctxv[t] = make([]float64, E)
+		}
+		for hh := 0; hh < m.H; hh++ {
+			attn[hh] = make([][]float64, nPos)
+			for i := 0; i < nPos; i++ {
+				row := make([]float64, nPos)
+				mx := math.Inf(-1)
+				for j := 0; j < nPos; j++ {
+					s := 0.0
+					for d := 0; d < D; d++ {
+						s += q[i][hh*D+d] * k[j][hh*D+d]
+					}
+					row[j] = s * scale
+					mx = math.Max(mx, row[j])
+				}
+				sum := 0.0
+				for j := range row {
+					row[j] = math.Exp(row[j] - mx)
+					sum += row[j]
+				}
+				for j := range row {
+					row[j] /= sum
+				}
+				attn[hh][i] = row
+				for d := 0; d < D; d++ {
+					s := 0.0
+					for j := 0; j < nPos; j++ {
+						s += row[j] * v[j][hh*D+d]
+					}
+					ctxv[i][hh*D+d] = s
+				}
+			}
+		}
+		if il == objectLayer-1 || il == m.NRun-1 {
+			out.Attn[il] = attn
+			sc := ColumnMeans(attn)[first : first+nP]
+			if il == objectLayer-1 {
+				out.Object = sc
+			}
+			if il == m.NRun-1 {
+				out.Deep = sc
+			}
+		}
+		for t := range x {
+			o := linear(b.ow, b.ob, ctxv[t], E)
+			for e := range o {
+				x[t][e] += o[e]
+			}
+			hn := norm(x[t], b.ln2w, b.ln2b, m.Eps)
+			u := linear(b.upw, b.upb, hn, m.FF)
+			for i := range u {
+				u[i] = act(m.Act, u[i])
+			}
+			dn := linear(b.downw, b.downb, u, E)
+			for e := range dn {
+				x[t][e] += dn[e]
+			}
+		}
+	}
+	if m.postW != nil {
+		for t := range x {
+			x[t] = norm(x[t], m.postW, m.postB, m.Eps)
+		}
+	}
+	for t := first; t < first+nP; t++ {
+		hdn := linear(m.mm0w, m.mm0b, x[t], m.Hidden)
+		for i := range hdn {
+			hdn[i] = act("gelu", hdn[i])
+		}
+		out.Embd = append(out.Embd, linear(m.mm2w, m.mm2b, hdn, m.Proj))
+	}
+	return out, nil
+}
+
+// ColumnMeans is the HiPrune score definition: for each key j, the mean of
+// attn[h][i][j] over heads h and query rows i.
+func ColumnMeans(attn [][][]float64) []float64 {
+	n := len(attn[0][0])
+	out := make([]float64, n)
+	cnt := 0
+	for _, head := range attn {
+		for _, row := range head {
+			for j, p := range row {
+				out[j] += p
+			}
+			cnt++
+		}
+	}
+	for j := range out {
+		out[j] /= float64(cnt)
+	}
+	return out
+}
+
+func norm(x, w, b []float64, eps float64) []float64 {
+	n := float64(len(x))
+	mean := 0.0
+	for _, v := range x {
+		mean += v
+	}
+	mean /= n
+	variance := 0.0
+	for _, v := range x {
+		variance += (v - mean) * (v - mean)
+	}
+	variance /= n
+	inv := 1 / math.Sqrt(variance+eps)
+	out := make([]float64, len(x))
+	for i, v := range x {
+		y := (v - mean) * inv
+		if w != nil {
+			y *= w[i]
+		}
+		if b != nil {
+			y += b[i]
+		}
+		out[i] = y
+	}
+	return out
+}
+
+// linear is ggml_mul_mat(W[in, out], x) + b: y[o] = sum_i W[o*in+i] x[i].
+func linear(w, b, x []float64, nOut int) []float64 {
+	in := len(x)
+	y := make([]float64, nOut)
+	for o := 0; o < nOut; o++ {
+		s := 0.0
+		row := w[o*in : (o+1)*in]
+		for i, xv := range x {
+			s += row[i] * xv
+		}
+		if b != nil {
+			s += b[o]
+		}
+		y[o] = s
+	}
+	return y
+}
+
+// act applies an activation as ggml's CPU backend does: GELU and quick
+// GELU go through float16 lookup tables (input and output rounded to f16).
+func act(kind string, x float64) float64 {
+	switch kind {
+	case "silu":
+		return x / (1 + math.Exp(-x))
+	case "gelu":
+		if x <= -10 {
+			return 0
+		}
+		if x >= 10 {
+			return x
+		}
+		xh := f16(x)
+		const a, s2pi = 0.044715, 0.79788456080286535587989211986876
+		return f16(0.5 * xh * (1 + math.Tanh(s2pi*xh*(1+a*xh*xh))))
+	default: // gelu_quick
+		xh := f16(x)
+		return f16(xh * (1 / (1 + math.Exp(-1.702*xh))))
+	}
+}
+
+func f16(x float64) float64 { return float64(float16.Fromfloat32(float32(x)).Float32()) }
