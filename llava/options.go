@@ -1,0 +1,142 @@
+package llava
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/hiprune/hiprune-go/hiprune"
+)
+
+// Method is how image tokens are chosen.
+type Method string
+
+const (
+	MethodHiPrune Method = "hiprune" // hierarchical attention (the default)
+	MethodNone    Method = "none"    // keep every token: llama.cpp's behaviour
+	MethodUniform Method = "uniform" // evenly spaced grid tokens (baseline)
+	MethodRandom  Method = "random"  // seeded random tokens (baseline)
+)
+
+// ParseMethod accepts the CLI spellings.
+func ParseMethod(s string) (Method, error) {
+	switch m := Method(strings.ToLower(strings.TrimSpace(s))); m {
+	case MethodHiPrune, MethodNone, MethodUniform, MethodRandom:
+		return m, nil
+	case "off":
+		return MethodNone, nil
+	}
+	return "", fmt.Errorf("%w: unknown pruning method %q (want hiprune, none, uniform or random)", ErrOptions, s)
+}
+
+// DefaultKeepRatio keeps a third of the tokens (192 of LLaVA-1.5's 576),
+// the authors' setting that keeps accuracy closest to the unpruned model.
+const DefaultKeepRatio = 1.0 / 3.0
+
+// ErrOptions marks invalid pruning or generation options.
+var ErrOptions = errors.New("invalid option")
+
+// Options control pruning. The zero value is HiPrune with the default
+// budget, alpha and object layer.
+type Options struct {
+	Method Method
+	// Keep is the budget N' per image as a token count; KeepRatio as a
+	// fraction of the image's tokens. At most one is set; with neither,
+	// DefaultKeepRatio applies.
+	Keep      int
+	KeepRatio float64
+	// Alpha is HiPrune's anchor fraction (0 = hiprune.DefaultAlpha).
+	Alpha float64
+	// ObjectLayer is the 1-based encoder block probed for object attention
+	// (0 = 9, CLIP-L's object layer).
+	ObjectLayer int
+	// Seed drives MethodRandom.
+	Seed uint64
+}
+
+func (o Options) method() Method {
+	if o.Method == "" {
+		return MethodHiPrune
+	}
+	return o.Method
+}
+
+// Validate checks the options without knowing the image.
+func (o Options) Validate() error {
+	if _, err := ParseMethod(string(o.method())); err != nil {
+		return err
+	}
+	if o.Keep < 0 {
+		return fmt.Errorf("%w: keep %d must be >= 1", ErrOptions, o.Keep)
+	}
+	if o.Keep != 0 && o.KeepRatio != 0 {
+		return fmt.Errorf("%w: give keep (%d) or keep-ratio (%g), not both", ErrOptions, o.Keep, o.KeepRatio)
+	}
+	if o.KeepRatio != 0 && !(o.KeepRatio > 0 && o.KeepRatio <= 1) {
+		return fmt.Errorf("%w: keep-ratio %g must be in (0, 1]", ErrOptions, o.KeepRatio)
+	}
+	if math.IsNaN(o.Alpha) || o.Alpha < 0 || o.Alpha > 1 {
+		return fmt.Errorf("%w: alpha %g must be in [0, 1]", ErrOptions, o.Alpha)
+	}
+	if o.ObjectLayer < 0 {
+		return fmt.Errorf("%w: object layer %d must be >= 1", ErrOptions, o.ObjectLayer)
+	}
+	return nil
+}
+
+// Budget is N' for an image of n tokens (always in 1..n).
+func (o Options) Budget(n int) int {
+	if o.method() == MethodNone || n <= 0 {
+		return n
+	}
+	var b int
+	switch {
+	case o.Keep > 0:
+		b = o.Keep
+	case o.KeepRatio > 0:
+		b = int(math.Round(o.KeepRatio * float64(n)))
+	default:
+		b = int(math.Round(DefaultKeepRatio * float64(n)))
+	}
+	return max(1, min(b, n))
+}
+
+func (o Options) alpha() float64 {
+	if o.Alpha == 0 {
+		return hiprune.DefaultAlpha
+	}
+	return o.Alpha
+}
+
+// GenOptions are llama.cpp's usual generation controls.
+type GenOptions struct {
+	MaxTokens     int     // -n; <= 0 means until end of generation or a full context
+	Temp          float32 // 0: greedy
+	TopK          int
+	TopP          float32
+	MinP          float32
+	RepeatPenalty float32
+	RepeatLastN   int
+	Seed          uint32
+}
+
+// DefaultGen mirrors llama.cpp's CLI defaults.
+func DefaultGen() GenOptions {
+	return GenOptions{MaxTokens: 256, Temp: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.0, RepeatLastN: 64, Seed: 0xFFFFFFFF}
+}
+
+// Validate checks generation options.
+func (g GenOptions) Validate() error {
+	switch {
+	case math.IsNaN(float64(g.Temp)) || g.Temp < 0:
+		return fmt.Errorf("%w: temperature %g must be >= 0", ErrOptions, g.Temp)
+	case g.TopP < 0 || g.TopP > 1:
+		return fmt.Errorf("%w: top-p %g must be in [0, 1]", ErrOptions, g.TopP)
+	case g.MinP < 0 || g.MinP > 1:
+		return fmt.Errorf("%w: min-p %g must be in [0, 1]", ErrOptions, g.MinP)
+	case g.RepeatPenalty < 0:
+		return fmt.Errorf("%w: repeat penalty %g must be >= 0", ErrOptions, g.RepeatPenalty)
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+// Package llava is hiprune-go's pipeline for LLaVA-style models: image in,
+// preprocess, encode with the instrumented encoder, prune the visual tokens
+// with HiPrune (or a baseline), evaluate the kept embeddings and the text
+// into a llama.cpp context, and generate.
+//
+// A Pipeline holds what sessions share (the language model's weights and
+// the vision encoder) and is safe for concurrent use; each Session owns a
+// llama.cpp context (its KV cache) and is used by one goroutine at a time.
+package llava
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/hiprune"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+)
+
+// Config says which models to load and how.
+type Config struct {
+	Model  string // language model GGUF
+	MMProj string // vision projector GGUF; "" for a text-only pipeline
+	// Threads for the encoder and the LM; 0 = number of CPUs.
+	Threads int
+	// GPULayers is llama.cpp's -ngl: LM layers offloaded to a GPU device.
+	GPULayers int
+	// EncoderGPU runs the vision encoder on a GPU device when ggml has one.
+	EncoderGPU bool
+	// Layout is the encoder's token order; the zero value is CLIP's own
+	// (class token first). bridge.LayoutLlamaCpp reproduces the pinned
+	// llama.cpp's clip bit for bit (see bridge.h).
+	Layout bridge.Layout
+	// ObjectLayer is the initial probed layer (0 = 9).
+	ObjectLayer int
+	// ImageLimits guard image decoding (zero value: imageprep.DefaultLimits).
+	ImageLimits imageprep.Limits
+	// Logger receives progress; nil discards.
+	Logger *slog.Logger
+}
+
+// Pipeline is a loaded model pair.
+type Pipeline struct {
+	cfg    Config
+	model  *bridge.Model
+	enc    *bridge.Encoder
+	params imageprep.Params
+	log    *slog.Logger
+}
+
+// ErrNoVision means an image was given to a pipeline without a projector.
+var ErrNoVision = errors.New("model has no vision projector")
+
+// ErrMismatch means the projector does not fit the language model.
+var ErrMismatch = errors.New("projector does not match the language model")
+
+// Open loads the language model and, if given, the projector.
+func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
+	if cfg.Threads <= 0 {
+		cfg.Threads = runtime.NumCPU()
+	}
+	if cfg.ImageLimits.MaxPixels == 0 && cfg.ImageLimits.MaxBytes == 0 {
+		cfg.ImageLimits = imageprep.DefaultLimits
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, f := range []struct{ what, path string }{{"model", cfg.Model}, {"mmproj", cfg.MMProj}} {
+		if f.path == "" {
+			if f.what == "model" {
+				return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
+			}
+			continue
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.what, err)
+		} else if st.IsDir() {
+			return nil, fmt.Errorf("%s: %s is a directory", f.what, f.path)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, log: log}
+	t0 := time.Now()
+	m, err := bridge.LoadModel(cfg.Model, bridge.ModelParams{GPULayers: cfg.GPULayers})
+	if err != nil {
+		return nil, err
+	}
+	p.model = m
+	log.Info("loaded language model", "path", cfg.Model, "desc", m.Desc(), "n_embd", m.NEmbd(), "ms", time.Since(t0).Milliseconds())
+	if cfg.MMProj != "" {
+		t1 := time.Now()
+		enc, err := bridge.OpenEncoder(cfg.MMProj, bridge.EncoderParams{
+			ObjectLayer: cfg.ObjectLayer, Layout: cfg.Layout, UseGPU: cfg.EncoderGPU, Threads: cfg.Threads,
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		in := enc.Info()
+		if in.ProjDim != m.NEmbd() {
+			enc.Close()
+			m.Close()
+			return nil, fmt.Errorf("mmproj %s projects to width %d but the language model %s takes %d: %w",
+				cfg.MMProj, in.ProjDim, cfg.Model, m.NEmbd(), ErrMismatch)
+		}
+		p.enc = enc
+		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std}
+		log.Info("loaded vision encoder", "path", cfg.MMProj, "backend", in.Backend, "tokens", in.NPatches,
+			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "ms", time.Since(t1).Milliseconds())
+	}
+	return p, nil
+}
+
+// Close frees the models. Sessions must be closed first.
+func (p *Pipeline) Close() {
+	if p.enc != nil {
+		p.enc.Close()
+	}
+	if p.model != nil {
+		p.model.Close()
+	}
+}
+
+// Model is the language model.
+func (p *Pipeline) Model() *bridge.Model { return p.model }
+
+// Encoder is the vision encoder, or nil for a text-only pipeline.
+func (p *Pipeline) Encoder() *bridge.Encoder { return p.enc }
+
+// ImageParams are the preprocessing parameters read from the projector.
+func (p *Pipeline) ImageParams() imageprep.Params { return p.params }
+
+// Image is a decoded input image.
+type Image struct {
+	Name string
+	RGB  *imageprep.RGB
+}
+
+// LoadImage decodes an image file under the pipeline's limits.
+func (p *Pipeline) LoadImage(path string) (*Image, error) {
+	rgb, err := imageprep.DecodeFile(path, p.cfg.ImageLimits)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Name: path, RGB: rgb}, nil
+}
+
+// Pruned is one image after encoding and selection.
+type Pruned struct {
+	Kept         []int     // kept token indices, ascending
+	Embd         []float32 // the kept rows, in order, each NEmbd wide
+	NTokens      int       // tokens before pruning
+	GridW, GridH int
+	Preprocess   time.Duration
+	Encode       time.Duration
+	Select       time.Duration
+}
+
+// PrepareImage preprocesses, encodes and prunes one image.
+func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pruned, error) {
+	if p.enc == nil {
+		return nil, fmt.Errorf("image %s: %w (give --mmproj)", img.Name, ErrNoVision)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	in := p.enc.Info()
+	if o.ObjectLayer != 0 && o.ObjectLayer > in.NRun {
+		return nil, fmt.Errorf("%w: object layer %d is past the encoder's depth (%d blocks run)", ErrOptions, o.ObjectLayer, in.NRun)
+	}
+	if want := o.ObjectLayer; o.method() == MethodHiPrune && want != 0 && want != in.ObjectLayer {
+		if err := p.enc.SetObjectLayer(want); err != nil {
+			return nil, err
+		}
+	} else if o.method() == MethodHiPrune && want == 0 && in.ObjectLayer != 9 && 9 <= in.NRun && p.cfg.ObjectLayer == 0 {
+		if err := p.enc.SetObjectLayer(9); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	f, err := imageprep.Preprocess(img.RGB, p.params)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	t1 := time.Now()
+	enc, err := p.enc.Encode(f.Pix, f.W, f.H, p.cfg.Threads)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	t2 := time.Now()
+	n := len(enc.Object)
+	budget := o.Budget(n)
+	var kept []int
+	switch o.method() {
+	case MethodNone:
+		kept = allIndices(n)
+	case MethodHiPrune:
+		kept, err = hiprune.Select(enc.Object, enc.Deep, enc.GridW, enc.GridH, hiprune.Config{Budget: budget, Alpha: o.alpha()})
+	case MethodUniform:
+		kept, err = hiprune.Uniform(n, budget)
+	case MethodRandom:
+		kept, err = hiprune.Random(n, budget, o.Seed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: select: %w", img.Name, err)
+	}
+	w := enc.ProjDim
+	rows := make([]float32, 0, len(kept)*w)
+	for _, i := range kept {
+		rows = append(rows, enc.Row(i)...)
+	}
+	t3 := time.Now()
+	return &Pruned{
+		Kept: kept, Embd: rows, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
+		Preprocess: t1.Sub(t0), Encode: t2.Sub(t1), Select: t3.Sub(t2),
+	}, nil
+}
+
+func allIndices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

@@ -1,0 +1,379 @@
+package llava
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hiprune/hiprune-go/bridge"
+)
+
+// ImageMarker marks where an image goes in a message's text. Images given
+// without markers are placed at the start of the message, one per line.
+const ImageMarker = "<image>"
+
+// SessionConfig sizes a session's llama.cpp context.
+type SessionConfig struct {
+	NCtx      int // 0 = 4096 (capped at the model's training length)
+	NBatch    int // 0 = 512
+	FlashAttn bridge.FlashAttn
+	// Template overrides the model's chat template: a template text or a
+	// llama.cpp built-in name ("vicuna", "chatml", ...). "llava" forces the
+	// LLaVA-1.5 format "USER: <image>\n{question} ASSISTANT:".
+	Template string
+}
+
+// Session is one conversation: a llama.cpp context whose KV cache holds
+// every earlier turn. Use it from one goroutine at a time.
+type Session struct {
+	p        *Pipeline
+	lctx     *bridge.Context
+	mu       sync.Mutex
+	nPast    int
+	history  []bridge.ChatMessage
+	template string // "" means the LLaVA-1.5 format
+	turns    int
+}
+
+// NewSession creates a conversation over the pipeline's model.
+func (p *Pipeline) NewSession(sc SessionConfig) (*Session, error) {
+	lctx, err := bridge.NewContext(p.model, bridge.ContextParams{
+		NCtx: sc.NCtx, NBatch: sc.NBatch, Threads: p.cfg.Threads, FlashAttn: sc.FlashAttn,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{p: p, lctx: lctx}
+	switch sc.Template {
+	case "llava":
+		s.template = ""
+	case "":
+		s.template = p.model.ChatTemplate()
+	default:
+		s.template = sc.Template
+	}
+	if s.template != "" {
+		// llama.cpp recognises templates by their text and does not run
+		// Jinja; fall back to the LLaVA-1.5 format for ones it does not know.
+		if _, err := bridge.ApplyChatTemplate(s.template, []bridge.ChatMessage{{Role: "user", Content: "x"}}, true); err != nil {
+			p.log.Warn("chat template not recognised by llama.cpp; using the LLaVA-1.5 format")
+			s.template = ""
+		}
+	}
+	return s, nil
+}
+
+// Close frees the session's context.
+func (s *Session) Close() { s.lctx.Close() }
+
+// Context exposes the llama.cpp context (for tests and benchmarks).
+func (s *Session) Context() *bridge.Context { return s.lctx }
+
+// Reset forgets the conversation.
+func (s *Session) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lctx.ClearKV()
+	s.nPast = 0
+	s.history = nil
+	s.turns = 0
+}
+
+// Positions is the number of positions the conversation occupies.
+func (s *Session) Positions() int { return s.nPast }
+
+// Turn is one user message and how to answer it.
+type Turn struct {
+	Text   string
+	Images []*Image
+	Prune  Options
+	Gen    GenOptions
+	// OnToken receives the answer as it is generated, in whole UTF-8
+	// characters; returning an error stops generation with that error.
+	OnToken func(piece string) error
+	// OnImage is told when each image has been encoded and pruned.
+	OnImage func(ImageStats)
+}
+
+// ImageStats describe one image of a turn.
+type ImageStats struct {
+	Name                       string
+	TokensBefore, TokensAfter  int
+	Preprocess, Encode, Select time.Duration
+	Kept                       []int
+	GridW, GridH               int
+}
+
+// Stats describe one turn.
+type Stats struct {
+	Images       []ImageStats
+	TextTokens   int           // prompt text tokens evaluated this turn
+	ImageTokens  int           // image embeddings evaluated this turn
+	Prefill      time.Duration // LM evaluation of the prompt (text and images)
+	TTFT         time.Duration // turn start to first answer token
+	DecodeTokens int           // answer tokens generated
+	Decode       time.Duration // time spent generating them after the first
+	KVCells      int           // KV-cache cells the conversation occupies
+	KVImageBytes int64         // KV-cache memory taken by this turn's images
+	StopReason   string        // "eog", "limit", "context"
+}
+
+// DecodeTPS is the generation speed after the first token.
+func (st *Stats) DecodeTPS() float64 {
+	if st.DecodeTokens <= 1 || st.Decode <= 0 {
+		return 0
+	}
+	return float64(st.DecodeTokens-1) / st.Decode.Seconds()
+}
+
+// segment is a piece of the prompt: text or an image's kept embeddings.
+type segment struct {
+	text  string
+	image *Pruned
+}
+
+// Ask evaluates a user turn and generates the answer.
+func (s *Session) Ask(ctx context.Context, t Turn) (string, *Stats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	if err := t.Prune.Validate(); err != nil {
+		return "", nil, err
+	}
+	if err := t.Gen.Validate(); err != nil {
+		return "", nil, err
+	}
+	if len(t.Images) > 0 && s.p.enc == nil {
+		return "", nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
+	}
+	content, err := placeImages(t.Text, len(t.Images))
+	if err != nil {
+		return "", nil, err
+	}
+	promptText, err := s.formatTurn(content)
+	if err != nil {
+		return "", nil, err
+	}
+	st := &Stats{}
+	// Encode and prune every image first, so the LM sees one prefill.
+	pruned := make([]*Pruned, len(t.Images))
+	for i, img := range t.Images {
+		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
+		if err != nil {
+			return "", nil, err
+		}
+		pruned[i] = pr
+		is := ImageStats{
+			Name: img.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
+			Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
+			GridW: pr.GridW, GridH: pr.GridH,
+		}
+		st.Images = append(st.Images, is)
+		if t.OnImage != nil {
+			t.OnImage(is)
+		}
+	}
+	parts := strings.Split(promptText, ImageMarker)
+	segs := make([]segment, 0, 2*len(parts))
+	for i, p := range parts {
+		if p != "" {
+			segs = append(segs, segment{text: p})
+		}
+		if i < len(pruned) {
+			segs = append(segs, segment{image: pruned[i]})
+		}
+	}
+	checkpoint := s.nPast
+	t0 := time.Now()
+	if err := s.evalSegments(ctx, segs, st); err != nil {
+		// Leave the cache as it was before this turn.
+		s.lctx.TrimKV(checkpoint)
+		s.nPast = checkpoint
+		s.history = s.history[:len(s.history)-1]
+		return "", nil, err
+	}
+	st.Prefill = time.Since(t0)
+	st.KVImageBytes = int64(st.ImageTokens) * s.lctx.KVBytesPerCell()
+	answer, err := s.generate(ctx, t, st, start)
+	s.history = append(s.history, bridge.ChatMessage{Role: "assistant", Content: answer})
+	s.turns++
+	st.KVCells = s.lctx.KVCells()
+	return answer, st, err
+}
+
+// placeImages checks markers against images, adding markers when absent.
+func placeImages(text string, n int) (string, error) {
+	k := strings.Count(text, ImageMarker)
+	switch {
+	case k == n:
+		return text, nil
+	case k == 0:
+		return strings.Repeat(ImageMarker+"\n", n) + text, nil
+	default:
+		return "", fmt.Errorf("%w: the message has %d %s markers but %d images", ErrOptions, k, ImageMarker, n)
+	}
+}
+
+// formatTurn returns the text to add to the context for a new user message
+// (with image markers) and records it in the history.
+func (s *Session) formatTurn(content string) (string, error) {
+	if s.template == "" {
+		s.history = append(s.history, bridge.ChatMessage{Role: "user", Content: content})
+		return "USER: " + content + " ASSISTANT:", nil
+	}
+	prev := ""
+	if len(s.history) > 0 {
+		p, err := bridge.ApplyChatTemplate(s.template, s.history, false)
+		if err != nil {
+			return "", fmt.Errorf("chat template: %w", err)
+		}
+		prev = p
+	}
+	s.history = append(s.history, bridge.ChatMessage{Role: "user", Content: content})
+	cur, err := bridge.ApplyChatTemplate(s.template, s.history, true)
+	if err != nil {
+		s.history = s.history[:len(s.history)-1]
+		return "", fmt.Errorf("chat template: %w", err)
+	}
+	if !strings.HasPrefix(cur, prev) {
+		// Some templates rewrite earlier turns (e.g. a system prompt that
+		// moves); the KV cache cannot follow, so only the tail is added.
+		n := 0
+		for n < len(prev) && n < len(cur) && prev[n] == cur[n] {
+			n++
+		}
+		s.p.log.Warn("chat template re-renders earlier turns; continuing from the common prefix", "prefix", n)
+		return cur[n:], nil
+	}
+	return cur[len(prev):], nil
+}
+
+func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) error {
+	m := s.p.model
+	nb := s.lctx.NBatch()
+	for i, sg := range segs {
+		last := i == len(segs)-1
+		if sg.image != nil {
+			rows := sg.image.Embd
+			w := m.NEmbd()
+			n := len(rows) / w
+			for off := 0; off < n; off += nb {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				k := min(nb, n-off)
+				if err := s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && off+k == n); err != nil {
+					return fmt.Errorf("image: %w", err)
+				}
+				s.nPast += k
+			}
+			st.ImageTokens += n
+			continue
+		}
+		addBOS := s.nPast == 0 && i == 0 && m.AddBOS()
+		toks, err := m.Tokenize(sg.text, addBOS, true)
+		if err != nil {
+			return err
+		}
+		for off := 0; off < len(toks); off += nb {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := min(nb, len(toks)-off)
+			if err := s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && off+k == len(toks)); err != nil {
+				return fmt.Errorf("prompt: %w", err)
+			}
+			s.nPast += k
+		}
+		st.TextTokens += len(toks)
+	}
+	return nil
+}
+
+func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Time) (string, error) {
+	m := s.p.model
+	smp := bridge.NewSampler(bridge.SamplerParams{
+		Temp: t.Gen.Temp, TopK: t.Gen.TopK, TopP: t.Gen.TopP, MinP: t.Gen.MinP,
+		RepeatPenalty: t.Gen.RepeatPenalty, RepeatLastN: t.Gen.RepeatLastN, Seed: t.Gen.Seed,
+	})
+	defer smp.Close()
+	var out strings.Builder
+	var pending []byte // bytes of an incomplete UTF-8 character
+	emit := func(b []byte, flush bool) error {
+		pending = append(pending, b...)
+		n := len(pending)
+		if !flush {
+			// Hold back a trailing partial character.
+			for k := 1; k <= 3 && k <= n; k++ {
+				c := pending[n-k]
+				if c&0xC0 != 0x80 { // a lead byte or ASCII
+					if !utf8.FullRune(pending[n-k:]) {
+						n -= k
+					}
+					break
+				}
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		piece := string(pending[:n])
+		pending = append(pending[:0], pending[n:]...)
+		out.WriteString(piece)
+		if t.OnToken != nil {
+			return t.OnToken(piece)
+		}
+		return nil
+	}
+	var firstAt time.Time
+	st.StopReason = "limit"
+	for i := 0; t.Gen.MaxTokens <= 0 || i < t.Gen.MaxTokens; i++ {
+		if err := ctx.Err(); err != nil {
+			_ = emit(nil, true)
+			return out.String(), err
+		}
+		tok := smp.Sample(s.lctx)
+		if i == 0 {
+			firstAt = time.Now()
+			st.TTFT = firstAt.Sub(start)
+		}
+		if m.IsEOG(tok) {
+			st.StopReason = "eog"
+			// Keep the end-of-turn token in the cache so the next turn's
+			// template text follows a complete assistant message.
+			if s.nPast < s.lctx.NCtx() {
+				if err := s.lctx.DecodeTokens([]int32{tok}, s.nPast, false); err == nil {
+					s.nPast++
+				}
+			}
+			break
+		}
+		st.DecodeTokens++
+		if err := emit(m.TokenPiece(tok), false); err != nil {
+			return out.String(), err
+		}
+		if s.nPast >= s.lctx.NCtx() {
+			st.StopReason = "context"
+			break
+		}
+		if err := s.lctx.DecodeTokens([]int32{tok}, s.nPast, true); err != nil {
+			if errors.Is(err, bridge.ErrContextFull) {
+				st.StopReason = "context"
+				break
+			}
+			return out.String(), err
+		}
+		s.nPast++
+	}
+	if !firstAt.IsZero() {
+		st.Decode = time.Since(firstAt)
+	}
+	if err := emit(nil, true); err != nil {
+		return out.String(), err
+	}
+	return out.String(), nil
+}
