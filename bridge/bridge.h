@@ -78,6 +78,10 @@ int  hp_encoder_open(const char * path, const hp_encoder_params * params,
 void hp_encoder_free(hp_encoder * enc);
 void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info);
 
+// hp_encoder_set_object_layer changes the probed object layer (1-based,
+// 0 = default) and rebuilds the graph; on error the encoder is unchanged.
+int hp_encoder_set_object_layer(hp_encoder * enc, int object_layer, char * err, size_t errlen);
+
 // hp_encoder_encode runs one preprocessed image through the encoder.
 //   img:    nx*ny*3 floats, interleaved RGB, row-major (llama.cpp's
 //           clip_image_f32 layout), already normalised.

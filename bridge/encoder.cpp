@@ -183,6 +183,31 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info) {
     if (enc && info) *info = enc->info;
 }
 
+int hp_encoder_set_object_layer(hp_encoder * e, int object_layer, char * err, size_t errlen) {
+    return guarded(err, errlen, [&] {
+        if (!e) throw hp::error(HP_ERR_ARG, "hp_encoder_set_object_layer: NULL encoder");
+        const int n_run = e->fam->n_run();
+        const int obj = object_layer > 0 ? object_layer : 9;
+        if (object_layer < 0 || obj > n_run) {
+            throw hp::error(HP_ERR_ARG, hp::strfmt("object layer %d is out of range: the encoder runs %d blocks (1..%d)",
+                                                   object_layer, n_run, n_run));
+        }
+        if (obj - 1 == e->opts.object_block) return;
+        const int prev = e->opts.object_block;
+        e->opts.object_block = obj - 1;
+        try {
+            build_graph(*e);
+            alloc_graph(*e);
+        } catch (...) {
+            e->opts.object_block = prev;
+            build_graph(*e);
+            alloc_graph(*e);
+            throw;
+        }
+        e->info.object_layer = obj;
+    });
+}
+
 int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, float * embd, float * object,
                       float * deep, char * err, size_t errlen) {
     return guarded(err, errlen, [&] {

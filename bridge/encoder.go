@@ -49,8 +49,8 @@ type EncoderParams struct {
 	ObjectLayer int    // 1-based block probed for object attention; 0 = 9
 	Layout      Layout // token order; zero = LayoutCLSFirst
 	FlashAttn   FlashMode
-	UseGPU      bool   // run on a ggml GPU device when one is registered
-	Threads     int    // CPU threads; 0 = 4
+	UseGPU      bool // run on a ggml GPU device when one is registered
+	Threads     int  // CPU threads; 0 = 4
 }
 
 // EncoderInfo describes an opened encoder.
@@ -156,7 +156,11 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 }
 
 // Info describes the encoder.
-func (e *Encoder) Info() EncoderInfo { return e.info }
+func (e *Encoder) Info() EncoderInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.info
+}
 
 // Close frees the encoder's weights and graph. Safe to call twice.
 func (e *Encoder) Close() {
@@ -168,11 +172,32 @@ func (e *Encoder) Close() {
 	}
 }
 
+// SetObjectLayer changes the probed object layer (1-based; 0 = 9),
+// rebuilding the encoder graph when it differs.
+func (e *Encoder) SetObjectLayer(layer int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return fmt.Errorf("encoder is closed: %w", ErrArg)
+	}
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	if err := goErr(C.hp_encoder_set_object_layer(e.c, C.int(layer), eb, errBufLen), eb, "set object layer"); err != nil {
+		return fmt.Errorf("mmproj: %w", err)
+	}
+	var ci C.hp_encoder_info
+	C.hp_encoder_get_info(e.c, &ci)
+	e.info = infoFromC(&ci)
+	return nil
+}
+
 // Encode runs one preprocessed image (ImageSize x ImageSize, interleaved
 // normalised RGB floats, as llava/imageprep produces) through the encoder.
 // threads <= 0 uses the value given at open.
 func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) {
+	e.mu.Lock()
 	in := e.info
+	e.mu.Unlock()
 	if nx != in.ImageSize || ny != in.ImageSize {
 		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", nx, ny, in.ImageSize, in.ImageSize, ErrArg)
 	}
