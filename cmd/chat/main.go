@@ -1,0 +1,432 @@
+// Command chat talks to a LLaVA-style model about images, pruning the image
+// tokens with HiPrune before they reach the language model.
+//
+//	chat -m model.gguf --mmproj mmproj.gguf --image cat.jpg -p "What is this?" --keep 64
+//
+// With -p it answers once and exits; without, it reads messages from stdin
+// (commands: /image PATH, /keep N, /reset, /quit). Answers go to stdout,
+// progress and timings to stderr. Exit status: 0 success, 1 runtime error,
+// 2 usage error.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a bad command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type options struct {
+	model, mmproj, prompt, pruneMethod, saveMask, template, layout string
+	images                                                         stringList
+	nPredict, nCtx, threads, nBatch, ngl, keep, objectLayer, topK  int
+	keepRatio, alpha                                               float64
+	temp, topP, minP, repeatPenalty                                float64
+	seed                                                           int64
+	timings, verbose, encoderGPU                                   bool
+	set                                                            map[string]bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.model, "m", "", "language model GGUF `file`")
+	fs.StringVar(&o.model, "model", "", "same as -m")
+	fs.StringVar(&o.mmproj, "mmproj", "", "vision projector GGUF `file`")
+	fs.Var(&o.images, "image", "image `file` (JPEG, PNG, GIF, WebP); repeat for several")
+	fs.StringVar(&o.prompt, "p", "", "prompt: answer once and exit (else interactive)")
+	fs.StringVar(&o.prompt, "prompt", "", "same as -p")
+	fs.IntVar(&o.nPredict, "n", 256, "max tokens to generate (-1: until end of generation)")
+	fs.IntVar(&o.nCtx, "c", 4096, "context size in tokens")
+	fs.IntVar(&o.threads, "t", 0, "threads (0: all CPUs)")
+	fs.IntVar(&o.nBatch, "b", 512, "batch size for prompt evaluation")
+	fs.IntVar(&o.ngl, "ngl", 0, "language-model layers to offload to a GPU (-1: all)")
+	fs.BoolVar(&o.encoderGPU, "encoder-gpu", false, "run the vision encoder on a GPU when one is available")
+	fs.Float64Var(&o.temp, "temp", 0.8, "temperature (0: greedy)")
+	fs.IntVar(&o.topK, "top-k", 40, "top-k sampling (0: off)")
+	fs.Float64Var(&o.topP, "top-p", 0.95, "top-p sampling (1: off)")
+	fs.Float64Var(&o.minP, "min-p", 0.05, "min-p sampling (0: off)")
+	fs.Float64Var(&o.repeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
+	fs.Int64Var(&o.seed, "seed", -1, "sampling seed (-1: random)")
+	fs.StringVar(&o.pruneMethod, "prune", "hiprune", "token pruning: hiprune, none, uniform, random")
+	fs.IntVar(&o.keep, "keep", 0, "image tokens to keep per image (N')")
+	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3)")
+	fs.Float64Var(&o.alpha, "alpha", 0.1, "HiPrune anchor fraction, in [0,1]")
+	fs.IntVar(&o.objectLayer, "object-layer", 9, "encoder block (1-based) whose attention picks the anchors")
+	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
+	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
+	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
+	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file`")
+	fs.BoolVar(&o.verbose, "verbose", false, "show llama.cpp's logs")
+	fs.Usage = func() { printUsage(stderr, fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (flags come as -name value)", fs.Arg(0))
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	return o, nil
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `chat: ask a LLaVA-style model about images, with HiPrune visual-token pruning.
+
+Usage:
+  chat -m MODEL.gguf --mmproj MMPROJ.gguf --image IMG [--image IMG2] -p "question" [--keep 64]
+  chat -m MODEL.gguf --mmproj MMPROJ.gguf            (interactive; reads stdin)
+
+Interactive commands: /image PATH (attach to the next message), /keep N, /reset, /quit
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// validate turns flags into pipeline options; every problem is a usage error.
+func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, error) {
+	var po llava.Options
+	var g llava.GenOptions
+	if o.model == "" {
+		return po, g, 0, usagef("missing -m MODEL.gguf")
+	}
+	m, err := llava.ParseMethod(o.pruneMethod)
+	if err != nil {
+		return po, g, 0, usagef("--prune %q: want hiprune, none, uniform or random", o.pruneMethod)
+	}
+	po.Method = m
+	if o.set["keep"] && o.set["keep-ratio"] {
+		return po, g, 0, usagef("--keep and --keep-ratio are exclusive")
+	}
+	if o.set["keep"] {
+		if o.keep < 1 {
+			return po, g, 0, usagef("--keep %d: must be at least 1", o.keep)
+		}
+		po.Keep = o.keep
+	}
+	if o.set["keep-ratio"] {
+		if !(o.keepRatio > 0 && o.keepRatio <= 1) {
+			return po, g, 0, usagef("--keep-ratio %g: must be in (0, 1]", o.keepRatio)
+		}
+		po.KeepRatio = o.keepRatio
+	}
+	if !(o.alpha >= 0 && o.alpha <= 1) {
+		return po, g, 0, usagef("--alpha %g: must be in [0, 1]", o.alpha)
+	}
+	po.Alpha = o.alpha
+	if o.objectLayer < 1 {
+		return po, g, 0, usagef("--object-layer %d: must be at least 1", o.objectLayer)
+	}
+	po.ObjectLayer = o.objectLayer
+	layout := bridge.LayoutCLSFirst
+	switch o.layout {
+	case "cls-first":
+	case "llama.cpp", "llamacpp":
+		layout = bridge.LayoutLlamaCpp
+	default:
+		return po, g, 0, usagef("--clip-layout %q: want cls-first or llama.cpp", o.layout)
+	}
+	if o.nCtx < 16 {
+		return po, g, 0, usagef("-c %d: context must be at least 16 tokens", o.nCtx)
+	}
+	if o.nBatch < 1 {
+		return po, g, 0, usagef("-b %d: batch must be at least 1", o.nBatch)
+	}
+	if o.threads < 0 {
+		return po, g, 0, usagef("-t %d: threads must be >= 0", o.threads)
+	}
+	seed := uint32(time.Now().UnixNano())
+	if o.seed >= 0 {
+		seed = uint32(o.seed)
+	}
+	g = llava.GenOptions{
+		MaxTokens: o.nPredict, Temp: float32(o.temp), TopK: o.topK, TopP: float32(o.topP), MinP: float32(o.minP),
+		RepeatPenalty: float32(o.repeatPenalty), RepeatLastN: 64, Seed: seed,
+	}
+	if err := g.Validate(); err != nil {
+		return po, g, 0, usageError{err.Error()}
+	}
+	po.Seed = uint64(seed)
+	return po, g, layout, nil
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "chat: %v (see chat --help)\n", err)
+		return 2
+	}
+	po, gen, layout, err := o.validate()
+	if err != nil {
+		fmt.Fprintf(stderr, "chat: %v (see chat --help)\n", err)
+		return 2
+	}
+	if err := chat(ctx, o, po, gen, layout, stdin, stdout, stderr); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "chat: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "chat: %v\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ") }
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: lvl,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOptions, layout bridge.Layout,
+	stdin io.Reader, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, o.verbose)
+	slog.SetDefault(log)
+	bridge.SetVerbose(o.verbose)
+	if len(o.images) > 0 && o.mmproj == "" {
+		return usagef("--image needs --mmproj (the model's vision projector)")
+	}
+	if o.saveMask != "" && filepath.Ext(o.saveMask) == "" {
+		return usagef("--save-mask %q: give a .png file name", o.saveMask)
+	}
+	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
+	p, err := llava.Open(ctx, llava.Config{
+		Model: o.model, MMProj: o.mmproj, Threads: o.threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
+		Layout: layout, ObjectLayer: po.ObjectLayer, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if enc := p.Encoder(); enc != nil && po.ObjectLayer > enc.Info().NRun {
+		return fmt.Errorf("--object-layer %d is past the encoder's depth: %s runs %d blocks", po.ObjectLayer, o.mmproj, enc.Info().NRun)
+	}
+	// Decode every image up front: a bad file fails before any output.
+	imgs := make([]*llava.Image, 0, len(o.images))
+	for _, path := range o.images {
+		img, err := p.LoadImage(path)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	s, err := p.NewSession(llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, Template: o.template})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c := &chatter{o: o, p: p, s: s, po: po, gen: gen, stdout: stdout, stderr: stderr}
+	if o.set["p"] || o.set["prompt"] {
+		return c.ask(ctx, o.prompt, imgs)
+	}
+	return c.interactive(ctx, stdin, imgs)
+}
+
+type chatter struct {
+	o      *options
+	p      *llava.Pipeline
+	s      *llava.Session
+	po     llava.Options
+	gen    llava.GenOptions
+	stdout io.Writer
+	stderr io.Writer
+	masks  int
+}
+
+func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) error {
+	bw := bufio.NewWriter(c.stdout)
+	wrote := false
+	turn := llava.Turn{
+		Text: text, Images: imgs, Prune: c.po, Gen: c.gen,
+		OnToken: func(piece string) error {
+			wrote = true
+			if _, err := bw.WriteString(piece); err != nil {
+				return err
+			}
+			return bw.Flush()
+		},
+		OnImage: func(is llava.ImageStats) {
+			fmt.Fprintf(c.stderr, "chat: %s: %d -> %d image tokens (encode %s)\n", is.Name, is.TokensBefore, is.TokensAfter, ms(is.Encode))
+		},
+	}
+	_, st, err := c.s.Ask(ctx, turn)
+	if wrote {
+		bw.WriteString("\n")
+		bw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if c.o.saveMask != "" {
+		if err := c.writeMasks(imgs, st); err != nil {
+			return err
+		}
+	}
+	if c.o.timings {
+		printTimings(c.stderr, c.po, st)
+	}
+	return nil
+}
+
+func (c *chatter) writeMasks(imgs []*llava.Image, st *llava.Stats) error {
+	for i, is := range st.Images {
+		path := c.o.saveMask
+		c.masks++
+		if c.masks > 1 || len(st.Images) > 1 {
+			ext := filepath.Ext(path)
+			path = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(path, ext), c.masks, ext)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("--save-mask: %w", err)
+		}
+		err = imageprep.WriteMaskPNG(f, imgs[i].RGB, c.p.ImageParams(), is.GridW, is.GridH, is.Kept)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--save-mask %s: %w", path, err)
+		}
+		fmt.Fprintf(c.stderr, "chat: wrote mask %s\n", path)
+	}
+	return nil
+}
+
+func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llava.Image) error {
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	pending := imgs
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !sc.Scan() {
+			return sc.Err()
+		}
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "":
+			continue
+		case line == "/quit" || line == "/exit":
+			return nil
+		case line == "/reset":
+			c.s.Reset()
+			pending = nil
+			fmt.Fprintln(c.stderr, "chat: conversation reset")
+		case strings.HasPrefix(line, "/image"):
+			path := strings.TrimSpace(strings.TrimPrefix(line, "/image"))
+			if path == "" {
+				fmt.Fprintln(c.stderr, "chat: /image needs a file")
+				continue
+			}
+			img, err := c.p.LoadImage(path)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "chat: %v\n", oneLine(err))
+				continue
+			}
+			pending = append(pending, img)
+			fmt.Fprintf(c.stderr, "chat: %s attached to the next message\n", path)
+		case strings.HasPrefix(line, "/keep"):
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "/keep")))
+			if err != nil || n < 1 {
+				fmt.Fprintln(c.stderr, "chat: /keep needs a whole number >= 1")
+				continue
+			}
+			c.po.Keep, c.po.KeepRatio = n, 0
+			if c.po.Method == llava.MethodNone {
+				c.po.Method = llava.MethodHiPrune
+			}
+			fmt.Fprintf(c.stderr, "chat: keeping %d image tokens per image\n", n)
+		case strings.HasPrefix(line, "/"):
+			fmt.Fprintf(c.stderr, "chat: unknown command %s (try /image, /keep, /reset, /quit)\n", strings.Fields(line)[0])
+		default:
+			err := c.ask(ctx, line, pending)
+			pending = nil
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// A turn that fails leaves the session usable.
+				fmt.Fprintf(c.stderr, "chat: %v\n", oneLine(err))
+				if errors.Is(err, bridge.ErrContextFull) {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func printTimings(w io.Writer, po llava.Options, st *llava.Stats) {
+	method := string(po.Method)
+	if method == "" {
+		method = "hiprune"
+	}
+	before, after := 0, 0
+	var enc, sel time.Duration
+	for _, is := range st.Images {
+		before += is.TokensBefore
+		after += is.TokensAfter
+		enc += is.Encode + is.Preprocess
+		sel += is.Select
+	}
+	fmt.Fprintf(w, "timings: prune=%s image_tokens=%d->%d encode=%s select=%s prefill=%s ttft=%s decode=%.1f tok/s (%d tokens) kv_cells=%d text_tokens=%d stop=%s\n",
+		method, before, after, ms(enc), ms(sel), ms(st.Prefill), ms(st.TTFT), st.DecodeTPS(), st.DecodeTokens, st.KVCells, st.TextTokens, st.StopReason)
+}
