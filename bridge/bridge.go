@@ -89,7 +89,14 @@ var initOnce sync.Once
 // called by every constructor in this package; calling it again is free.
 func Init() {
 	initOnce.Do(func() {
+		// ollama's backend loader reports what it found through slog at info
+		// level; that is noise for our users unless they asked for logs.
+		prev := slog.Default()
+		if !verbose.Load() {
+			slog.SetDefault(slog.New(slog.DiscardHandler))
+		}
 		llama.BackendInit()
+		slog.SetDefault(prev)
 		C.hp_install_logging()
 	})
 }
@@ -127,7 +134,7 @@ func hpLogGo(level C.int, text *C.char, _ unsafe.Pointer) {
 	switch {
 	case lvl >= int(C.GGML_LOG_LEVEL_ERROR):
 		slog.Error("llama.cpp: " + line)
-	case lvl == int(C.GGML_LOG_LEVEL_WARN):
+	case lvl == int(C.GGML_LOG_LEVEL_WARN) && verbose.Load():
 		slog.Warn("llama.cpp: " + line)
 	default:
 		if verbose.Load() {

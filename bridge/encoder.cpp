@@ -106,7 +106,6 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         auto e = std::make_unique<hp_encoder>();
         e->file = std::make_unique<hp::gguf_file>(path);
         e->fam = hp::make_family(*e->file);
-        e->fam->fill_info(e->info);
 
         const int n_run = e->fam->n_run();
         const int obj = pr.object_layer > 0 ? pr.object_layer : 9;
@@ -139,6 +138,9 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->ctx_w = ggml_init(wp);
         if (!e->ctx_w) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the weights context");
         e->fam->declare(*e->file, e->ctx_w);
+        e->fam->fill_info(e->info);
+        e->info.object_layer = obj;
+        snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
         e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
         if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));
         ggml_backend_buffer_set_usage(e->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);

@@ -105,11 +105,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 			return nil, err
 		}
 		in := enc.Info()
-		if in.ProjDim != m.NEmbd() {
+		if lmWidth := m.NEmbd(); in.ProjDim != lmWidth {
 			enc.Close()
 			m.Close()
 			return nil, fmt.Errorf("mmproj %s projects to width %d but the language model %s takes %d: %w",
-				cfg.MMProj, in.ProjDim, cfg.Model, m.NEmbd(), ErrMismatch)
+				cfg.MMProj, in.ProjDim, cfg.Model, lmWidth, ErrMismatch)
 		}
 		p.enc = enc
 		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std}
