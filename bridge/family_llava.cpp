@@ -251,39 +251,38 @@ public:
             ggml_tensor * q = ggml_permute(ctx0, Q, 0, 2, 1, 3);
             ggml_tensor * k = ggml_permute(ctx0, K, 0, 2, 1, 3);
 
-            if ((probe_obj || probe_deep) || !o.flash_attn) {
-                // Explicit softmax: needed for the scores on probed layers,
-                // and the fallback where flash attention is off.
-                ggml_tensor * v = ggml_cont(ctx0, ggml_permute(ctx0, V, 1, 2, 0, 3));
-                ggml_tensor * kq = ggml_mul_mat(ctx0, k, q);            // [n_kv, n_q, H]
+            ggml_tensor * kq = nullptr; // softmax probabilities [n_kv, n_q, H], when materialised
+            if (probe_obj || probe_deep || !o.flash_attn) {
+                kq = ggml_mul_mat(ctx0, k, q);
                 kq = ggml_soft_max_ext(ctx0, kq, nullptr, kq_scale, 0.0f);
-                if (probe_obj || probe_deep) {
-                    // Column means over heads and query rows: transpose the
-                    // [n_kv, n_q*H] probabilities so a row sum reduces them,
-                    // then keep the emitted tokens' columns.
-                    ggml_tensor * p2 = ggml_reshape_2d(ctx0, kq, n_pos, (int64_t) n_pos * H);
-                    ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, p2))); // [1, n_pos]
-                    s = ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n_pos), 1.0f / ((float) n_pos * (float) H));
-                    s = ggml_cont(ctx0, ggml_view_1d(ctx0, s, n_patches_, first * sizeof(float)));
-                    ggml_set_output(s);
-                    if (probe_obj) {
-                        ggml_set_name(s, "hp_object_scores");
-                        out.object = s;
-                    }
-                    if (probe_deep) {
-                        if (!probe_obj) ggml_set_name(s, "hp_deep_scores");
-                        out.deep = s;
-                    }
-                    ggml_build_forward_expand(gf, s);
-                }
-                ggml_tensor * kqv = ggml_mul_mat(ctx0, v, kq);          // [D, n_q, H]
+            }
+            if (probe_obj || probe_deep) {
+                // Column means over heads and query rows: transpose the
+                // [n_kv, n_q*H] probabilities so a row sum reduces them,
+                // then keep the emitted tokens' columns.
+                ggml_tensor * p2 = ggml_reshape_2d(ctx0, kq, n_pos, (int64_t) n_pos * H);
+                ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, p2))); // [1, n_pos]
+                s = ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n_pos), 1.0f / ((float) n_pos * (float) H));
+                s = ggml_cont(ctx0, ggml_view_1d(ctx0, s, n_patches_, first * sizeof(float)));
+                ggml_set_output(s);
+                ggml_set_name(s, probe_obj ? "hp_object_scores" : "hp_deep_scores");
+                if (probe_obj) out.object = s;
+                if (probe_deep) out.deep = s;
+                ggml_build_forward_expand(gf, s);
+            }
+            if (!o.flash_attn) {
+                ggml_tensor * v = ggml_cont(ctx0, ggml_permute(ctx0, V, 1, 2, 0, 3));
+                ggml_tensor * kqv = ggml_mul_mat(ctx0, v, kq); // [D, n_q, H]
                 cur = ggml_permute(ctx0, kqv, 0, 2, 1, 3);
                 cur = ggml_cont_2d(ctx0, cur, E, n_pos);
             } else {
+                // The layer output takes the same flash-attention path as
+                // the unprobed layers (and as llama.cpp's clip), so probing
+                // adds the score side-branch without changing the result.
                 ggml_tensor * v = ggml_permute(ctx0, V, 0, 2, 1, 3);
-                k = ggml_cast(ctx0, k, GGML_TYPE_F16);
+                ggml_tensor * kf = ggml_cast(ctx0, k, GGML_TYPE_F16);
                 v = ggml_cast(ctx0, v, GGML_TYPE_F16);
-                cur = ggml_flash_attn_ext(ctx0, q, k, v, nullptr, kq_scale, 0.0f, 0.0f);
+                cur = ggml_flash_attn_ext(ctx0, q, kf, v, nullptr, kq_scale, 0.0f, 0.0f);
                 ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
                 cur = ggml_reshape_2d(ctx0, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
             }

@@ -10,14 +10,13 @@
 package refvit
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 
-	"github.com/ollama/ollama/fs/ggml"
 	"github.com/x448/float16"
+
+	"github.com/hiprune/hiprune-go/internal/gguf"
 )
 
 // Layout mirrors bridge.Layout without importing cgo.
@@ -39,6 +38,9 @@ type Model struct {
 	ImageSize, Patch, E, H, FF, NBlock, NRun, Proj, Hidden int
 	Eps                                                    float64
 	Act                                                    string // gelu, gelu_quick, silu
+	// patchF16: ggml's conv_2d lowers the image with im2col into the
+	// kernel's type, so an F16 patch kernel sees the pixels rounded to F16.
+	patchF16 bool
 	patchW, patchB, cls, pos, preW, preB, postW, postB     []float64
 	mm0w, mm0b, mm2w, mm2b                                 []float64
 	blocks                                                 []block
@@ -46,68 +48,63 @@ type Model struct {
 
 // Load reads an F32/F16 mmproj GGUF.
 func Load(path string) (*Model, error) {
-	f, err := os.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("refvit: %w", err)
 	}
 	defer f.Close()
-	g, err := ggml.Decode(f, -1)
-	if err != nil {
-		return nil, fmt.Errorf("refvit: %s: %w", path, err)
+	u32 := func(key string) int {
+		kv, _ := f.Get(key)
+		v, _ := kv.Value.(uint32)
+		return int(v)
 	}
-	kv := g.KV()
-	tensors := map[string]*ggml.Tensor{}
-	for _, t := range g.Tensors().Items() {
-		tensors[t.Name] = t
+	flag := func(key string) bool {
+		kv, _ := f.Get(key)
+		v, _ := kv.Value.(bool)
+		return v
 	}
-	base := g.Tensors().Offset
 	read := func(name string, required bool) ([]float64, error) {
-		t, ok := tensors[name]
-		if !ok {
+		if _, ok := f.Tensor(name); !ok {
 			if required {
 				return nil, fmt.Errorf("refvit: missing tensor %s", name)
 			}
 			return nil, nil
 		}
-		n := int(t.Elements())
-		out := make([]float64, n)
-		switch t.Kind {
-		case 0: // F32
-			buf := make([]byte, 4*n)
-			if _, err := f.ReadAt(buf, int64(base+t.Offset)); err != nil {
-				return nil, err
-			}
-			for i := range out {
-				out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
-			}
-		case 1: // F16
-			buf := make([]byte, 2*n)
-			if _, err := f.ReadAt(buf, int64(base+t.Offset)); err != nil {
-				return nil, err
-			}
-			for i := range out {
-				out[i] = float64(float16.Frombits(binary.LittleEndian.Uint16(buf[2*i:])).Float32())
-			}
-		default:
-			return nil, fmt.Errorf("refvit: tensor %s has type %d; only F32/F16 supported", name, t.Kind)
+		v, err := f.ReadTensorFloat32(name)
+		if err != nil {
+			return nil, fmt.Errorf("refvit: tensor %s: %w", name, err)
+		}
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = float64(x)
 		}
 		return out, nil
 	}
+	eps, _ := f.Get("clip.vision.attention.layer_norm_epsilon")
+	epsv, _ := eps.Value.(float32)
 	m := &Model{
-		ImageSize: int(kv.Uint("clip.vision.image_size")),
-		Patch:     int(kv.Uint("clip.vision.patch_size")),
-		E:         int(kv.Uint("clip.vision.embedding_length")),
-		H:         int(kv.Uint("clip.vision.attention.head_count")),
-		FF:        int(kv.Uint("clip.vision.feed_forward_length")),
-		NBlock:    int(kv.Uint("clip.vision.block_count")),
-		Eps:       float64(kv.Float("clip.vision.attention.layer_norm_epsilon")),
+		ImageSize: u32("clip.vision.image_size"),
+		Patch:     u32("clip.vision.patch_size"),
+		E:         u32("clip.vision.embedding_length"),
+		H:         u32("clip.vision.attention.head_count"),
+		FF:        u32("clip.vision.feed_forward_length"),
+		NBlock:    u32("clip.vision.block_count"),
+		Eps:       float64(epsv),
 		Act:       "gelu_quick",
 	}
-	if kv.Bool("clip.use_gelu") {
+	if m.ImageSize == 0 || m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock < 2 {
+		return nil, fmt.Errorf("refvit: %s lacks CLIP hyper-parameters", path)
+	}
+	if flag("clip.use_gelu") {
 		m.Act = "gelu"
-	} else if kv.Bool("clip.use_silu") {
+	} else if flag("clip.use_silu") {
 		m.Act = "silu"
 	}
+	tensors := map[string]gguf.TensorInfo{}
+	for _, t := range f.Tensors {
+		tensors[t.Name] = t
+	}
+	m.patchF16 = tensors["v.patch_embd.weight"].Type == gguf.TypeF16
 	m.NRun = m.NBlock - 1
 	var errs []error
 	get := func(name string, required bool) []float64 {
@@ -126,10 +123,10 @@ func Load(path string) (*Model, error) {
 	m.mm0w, m.mm0b = get("mm.0.weight", true), get("mm.0.bias", true)
 	m.mm2w, m.mm2b = get("mm.2.weight", true), get("mm.2.bias", true)
 	if t, ok := tensors["mm.0.weight"]; ok {
-		m.Hidden = int(t.Shape[1])
+		m.Hidden = int(t.Ne[1])
 	}
 	if t, ok := tensors["mm.2.weight"]; ok {
-		m.Proj = int(t.Shape[1])
+		m.Proj = int(t.Ne[1])
 	}
 	for il := 0; il < m.NRun; il++ {
 		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
@@ -142,7 +139,7 @@ func Load(path string) (*Model, error) {
 			ln2w: get(n("ln2.weight"), false), ln2b: get(n("ln2.bias"), false),
 		}
 		up, down := "ffn_up", "ffn_down"
-		if t, ok := tensors[n("ffn_up.weight")]; ok && int(t.Shape[0]) != m.E {
+		if t, ok := tensors[n("ffn_up.weight")]; ok && int(t.Ne[0]) != m.E {
 			up, down = down, up // fc1 stored as ffn_down in older conversions
 		}
 		b.upw, b.upb = get(n(up+".weight"), true), get(n(up+".bias"), false)
@@ -196,7 +193,11 @@ func (m *Model) Forward(img []float32, layout Layout, objectLayer int) (*Output,
 					for ky := 0; ky < P; ky++ {
 						for kx := 0; kx < P; kx++ {
 							w := m.patchW[((e*3+c)*P+ky)*P+kx]
-							s += w * float64(img[3*((py*P+ky)*S+px*P+kx)+c])
+							px := float64(img[3*((py*P+ky)*S+px*P+kx)+c])
+							if m.patchF16 {
+								px = f16(px)
+							}
+							s += w * px
 						}
 					}
 				}

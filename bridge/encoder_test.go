@@ -1,0 +1,329 @@
+package bridge_test
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/fixture"
+	"github.com/hiprune/hiprune-go/tests/refvit"
+)
+
+// relErr is max|a-b| over the tensor divided by max|b|: the error relative
+// to the tensor's scale (element-wise ratios blow up near zero).
+func relErr(t *testing.T, a, b []float32) float64 {
+	t.Helper()
+	require.Equal(t, len(b), len(a))
+	var num, den float64
+	for i := range a {
+		require.False(t, math.IsNaN(float64(a[i])) || math.IsInf(float64(a[i]), 0), "non-finite value at %d", i)
+		num = math.Max(num, math.Abs(float64(a[i])-float64(b[i])))
+		den = math.Max(den, math.Abs(float64(b[i])))
+	}
+	require.Greater(t, den, 0.0)
+	return num / den
+}
+
+func preprocessed(t *testing.T, clip *bridge.Clip, w, h int, seed uint64) ([]float32, int, int) {
+	t.Helper()
+	rgb := fixture.Image(t, w, h, seed)
+	f, nx, ny, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+	require.NoError(t, err)
+	return f, nx, ny
+}
+
+// Our encoder in llama.cpp's token layout against llama.cpp's own clip on
+// the identical float image.
+func TestEncoderMatchesLlamaCppClip(t *testing.T) {
+	cases := []struct {
+		preset string
+		tol    float64
+	}{
+		{"tiny", 1e-3}, // f32 weights
+		{"mid", 5e-3},  // CLIP-L widths, f16 weights
+	}
+	for _, tc := range cases {
+		t.Run(tc.preset, func(t *testing.T) {
+			_, mm := fixture.Pair(t, tc.preset)
+			clip, err := bridge.OpenClip(mm, false, -1)
+			require.NoError(t, err)
+			defer clip.Close()
+			enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1})
+			require.NoError(t, err)
+			defer enc.Close()
+			in := enc.Info()
+			require.Equal(t, clip.NEmbd(), in.ProjDim)
+			require.Equal(t, clip.NTokens(in.ImageSize, in.ImageSize), in.NPatches)
+			for seed := uint64(1); seed <= 2; seed++ {
+				img, nx, ny := preprocessed(t, clip, 500, 375, seed)
+				want, err := clip.Encode(img, nx, ny, 2)
+				require.NoError(t, err)
+				got, err := enc.Encode(img, nx, ny, 2)
+				require.NoError(t, err)
+				e := relErr(t, got.Embd, want)
+				t.Logf("%s seed %d: embeddings max rel err %.2e (flash attention %v)", tc.preset, seed, e, in.FlashAttn)
+				assert.LessOrEqual(t, e, tc.tol)
+			}
+		})
+	}
+}
+
+// The attention scores and the embeddings against a plain Go forward pass
+// that materialises every attention matrix, in both token layouts. The
+// reference in llama.cpp's layout is itself checked against llama.cpp's
+// clip, so the CLS-first path is tied to llama.cpp's arithmetic too.
+//
+// The tiny model is switched to SiLU here: ggml computes GELU and quick GELU
+// through float16 lookup tables, so a float32 hidden value on the other side
+// of an f16 rounding boundary than the float64 reference's moves by an f16
+// ulp and the checked difference would be that table's, not the scores'.
+func TestEncoderMatchesReferenceForward(t *testing.T) {
+	_, tiny := fixture.Pair(t, "tiny")
+	mm := fixture.Mutate(t, tiny, t.TempDir(), "tiny-silu.gguf", fixture.Edit{Set: map[string]any{"clip.use_silu": true}})
+	ref, err := refvit.Load(mm)
+	require.NoError(t, err)
+	clip, err := bridge.OpenClip(mm, false, -1)
+	require.NoError(t, err)
+	defer clip.Close()
+	img, nx, ny := preprocessed(t, clip, 400, 300, 7)
+
+	for _, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
+		t.Run(layout.String(), func(t *testing.T) {
+			for _, fa := range []bridge.FlashMode{bridge.FlashOff, bridge.FlashAuto} {
+				enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: layout, Threads: 2, FlashAttn: fa})
+				require.NoError(t, err)
+				in := enc.Info()
+				require.Equal(t, 9, in.ObjectLayer)
+				require.Equal(t, 11, in.NRun)
+				got, err := enc.Encode(img, nx, ny, 2)
+				enc.Close()
+				require.NoError(t, err)
+
+				want, err := ref.Forward(img, refvit.Layout(layout), 9)
+				require.NoError(t, err)
+				for _, sc := range []struct {
+					name string
+					got  []float32
+					want []float64
+				}{{"object", got.Object, want.Object}, {"deep", got.Deep, want.Deep}} {
+					require.Len(t, sc.got, 576)
+					worst := 0.0
+					for i := range sc.got {
+						r := math.Abs(float64(sc.got[i])-sc.want[i]) / math.Abs(sc.want[i])
+						worst = math.Max(worst, r)
+					}
+					t.Logf("%s flash=%v: %s scores max rel err %.2e", layout, in.FlashAttn, sc.name, worst)
+					// With flash attention every earlier layer sees K and V
+					// rounded to f16 (as in llama.cpp's clip), which the f64
+					// reference does not mimic; the score arithmetic itself is
+					// checked at full precision with it off.
+					tol := 1e-4
+					if in.FlashAttn {
+						tol = 2e-2
+					}
+					assert.LessOrEqual(t, worst, tol, "%s scores", sc.name)
+				}
+				flat := make([]float32, 0, len(want.Embd)*in.ProjDim)
+				for _, r := range want.Embd {
+					for _, v := range r {
+						flat = append(flat, float32(v))
+					}
+				}
+				e := relErr(t, got.Embd, flat)
+				t.Logf("%s flash=%v: embeddings max rel err vs reference %.2e", layout, in.FlashAttn, e)
+				if in.FlashAttn {
+					assert.LessOrEqual(t, e, 2e-2)
+				} else {
+					assert.LessOrEqual(t, e, 1e-3)
+				}
+			}
+		})
+	}
+
+	// The reference in llama.cpp's layout reproduces llama.cpp's clip (run
+	// without flash attention, the reference's arithmetic).
+	clipNoFA, err := bridge.OpenClip(mm, false, 0)
+	require.NoError(t, err)
+	defer clipNoFA.Close()
+	want, err := clipNoFA.Encode(img, nx, ny, 2)
+	require.NoError(t, err)
+	r, err := ref.Forward(img, refvit.LlamaCpp, 9)
+	require.NoError(t, err)
+	flat := make([]float32, 0, len(want))
+	for _, row := range r.Embd {
+		for _, v := range row {
+			flat = append(flat, float32(v))
+		}
+	}
+	assert.LessOrEqual(t, relErr(t, flat, want), 1e-3, "reference vs llama.cpp clip")
+	// And the two layouts really differ (llama.cpp issue 25814).
+	c, err := ref.Forward(img, refvit.CLSFirst, 9)
+	require.NoError(t, err)
+	assert.Greater(t, math.Abs(c.Embd[0][0]-r.Embd[0][0])+math.Abs(c.Embd[100][3]-r.Embd[100][3]), 1e-4)
+}
+
+// The scores are the column means of the attention, CLS column dropped:
+// they are a distribution over tokens, so they sum to about 1 minus the
+// CLS column's share, and every value is positive.
+func TestEncoderScoresAreAttentionMass(t *testing.T) {
+	_, mm := fixture.Pair(t, "tiny")
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 2})
+	require.NoError(t, err)
+	defer enc.Close()
+	in := enc.Info()
+	rgb := fixture.Image(t, 336, 336, 3)
+	f, err := imageprep.Preprocess(rgb, imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
+	require.NoError(t, err)
+	a, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	require.NoError(t, err)
+	b, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	require.NoError(t, err)
+	assert.Equal(t, a, b, "re-running the allocated graph gives the same output")
+	one, err := enc.Encode(f.Pix, f.W, f.H, 1)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, relErr(t, one.Embd, a.Embd), 1e-3, "another thread count only reorders sums")
+	for _, s := range [][]float32{a.Object, a.Deep} {
+		sum := 0.0
+		for _, v := range s {
+			require.Greater(t, v, float32(0))
+			sum += float64(v)
+		}
+		assert.Greater(t, sum, 0.5)
+		assert.Less(t, sum, 1.0)
+	}
+	assert.NotEqual(t, a.Object, a.Deep, "object and deep layers differ")
+
+	// Another object layer changes the object scores only.
+	require.NoError(t, enc.SetObjectLayer(3))
+	assert.Equal(t, 3, enc.Info().ObjectLayer)
+	c, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Object, c.Object)
+	assert.Equal(t, a.Deep, c.Deep)
+	assert.Equal(t, a.Embd, c.Embd)
+	err = enc.SetObjectLayer(12)
+	require.ErrorIs(t, err, bridge.ErrArg)
+	assert.Contains(t, err.Error(), "object layer 12")
+	assert.Equal(t, 3, enc.Info().ObjectLayer, "a failed change leaves the encoder as it was")
+}
+
+// Preprocessing in Go against clip_image_preprocess on images of several
+// sizes and aspect ratios.
+func TestPreprocessMatchesLlamaCpp(t *testing.T) {
+	_, mm := fixture.Pair(t, "tiny")
+	clip, err := bridge.OpenClip(mm, false, -1)
+	require.NoError(t, err)
+	defer clip.Close()
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 1})
+	require.NoError(t, err)
+	in := enc.Info()
+	enc.Close()
+	p := imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std}
+	sizes := [][2]int{{336, 336}, {640, 480}, {480, 640}, {200, 500}, {1000, 100}, {17, 33}, {1, 1}, {337, 335}, {1024, 1024}}
+	for i, sz := range sizes {
+		rgb := fixture.Image(t, sz[0], sz[1], uint64(i+1))
+		want, wx, wy, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+		require.NoError(t, err)
+		got, err := imageprep.Preprocess(rgb, p)
+		require.NoError(t, err)
+		require.Equal(t, [2]int{wx, wy}, [2]int{got.W, got.H}, "size for %dx%d", sz[0], sz[1])
+		var mad [3]float64
+		for j := range got.Pix {
+			c := j % 3
+			// back to 0..1 pixel units
+			mad[c] += math.Abs(float64(got.Pix[j]-want[j])) * float64(in.Std[c])
+		}
+		for c := range mad {
+			mad[c] /= float64(len(got.Pix) / 3)
+			assert.LessOrEqual(t, mad[c], 1.0/255, "%dx%d channel %d", sz[0], sz[1], c)
+		}
+		t.Logf("%dx%d: mean abs diff per channel %.2e %.2e %.2e", sz[0], sz[1], mad[0], mad[1], mad[2])
+	}
+}
+
+func TestEncoderErrors(t *testing.T) {
+	_, mm := fixture.Pair(t, "tiny")
+	dir := t.TempDir()
+
+	t.Run("object layer past the depth", func(t *testing.T) {
+		_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{ObjectLayer: 12})
+		require.ErrorIs(t, err, bridge.ErrArg)
+		assert.Contains(t, err.Error(), "object layer 12 is out of range")
+		assert.Contains(t, err.Error(), "11 blocks")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := bridge.OpenEncoder(filepath.Join(dir, "nope.gguf"), bridge.EncoderParams{})
+		require.ErrorIs(t, err, bridge.ErrIO)
+		assert.Contains(t, err.Error(), "nope.gguf")
+	})
+	t.Run("not a gguf", func(t *testing.T) {
+		p := filepath.Join(dir, "text.gguf")
+		require.NoError(t, os.WriteFile(p, []byte("hello, I am not a model"), 0o644))
+		_, err := bridge.OpenEncoder(p, bridge.EncoderParams{})
+		require.ErrorIs(t, err, bridge.ErrFormat)
+		assert.Contains(t, err.Error(), "not a GGUF")
+	})
+	t.Run("truncated", func(t *testing.T) {
+		b, err := os.ReadFile(mm)
+		require.NoError(t, err)
+		for _, n := range []int{len(b) / 2, len(b) - 1, 100} {
+			p := filepath.Join(dir, "cut.gguf")
+			require.NoError(t, os.WriteFile(p, b[:n], 0o644))
+			_, err = bridge.OpenEncoder(p, bridge.EncoderParams{})
+			require.Error(t, err, "cut at %d", n)
+			assert.Regexp(t, "truncated", err.Error())
+		}
+	})
+	t.Run("wrong image size", func(t *testing.T) {
+		enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
+		require.NoError(t, err)
+		defer enc.Close()
+		_, err = enc.Encode(make([]float32, 224*224*3), 224, 224, 1)
+		require.ErrorIs(t, err, bridge.ErrArg)
+		assert.Contains(t, err.Error(), "224x224")
+	})
+	for _, tc := range mutations(t, mm) {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := bridge.OpenEncoder(tc.path, bridge.EncoderParams{})
+			require.Error(t, err)
+			assert.ErrorIs(t, err, tc.kind)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+type mutation struct {
+	name, path, want string
+	kind             error
+}
+
+func mutations(t *testing.T, mm string) []mutation {
+	dir := t.TempDir()
+	m := func(name string, e fixture.Edit, kind error, want string) mutation {
+		return mutation{name: name, path: fixture.Mutate(t, mm, dir, name+".gguf", e), kind: kind, want: want}
+	}
+	return []mutation{
+		m("wrong projector type", fixture.Edit{Set: map[string]any{"clip.projector_type": "ldp"}}, bridge.ErrUnsup,
+			`projector type "ldp" is not supported`),
+		m("missing tensor", fixture.Edit{Drop: []string{"v.blk.4.attn_k.weight"}}, bridge.ErrFormat,
+			"missing tensor v.blk.4.attn_k.weight"),
+		m("missing key", fixture.Edit{Delete: []string{"clip.vision.patch_size"}}, bridge.ErrFormat,
+			"missing key clip.vision.patch_size"),
+		m("wrong key type", fixture.Edit{Set: map[string]any{"clip.vision.image_size": "336"}}, bridge.ErrFormat,
+			"clip.vision.image_size has type"),
+		m("bad shape", fixture.Edit{Reshape: map[string][]int64{"v.blk.2.attn_q.weight": {64, 32}}}, bridge.ErrFormat,
+			"tensor v.blk.2.attn_q.weight has shape"),
+		m("heads do not divide width", fixture.Edit{Set: map[string]any{"clip.vision.attention.head_count": uint32(5)}},
+			bridge.ErrFormat, "not divisible by attention.head_count 5"),
+		m("no vision encoder", fixture.Edit{Set: map[string]any{"clip.has_vision_encoder": false}}, bridge.ErrUnsup,
+			"no vision encoder"),
+		m("image not a multiple of patch", fixture.Edit{Set: map[string]any{"clip.vision.patch_size": uint32(15)}},
+			bridge.ErrFormat, "not a multiple of clip.vision.patch_size 15"),
+	}
+}
