@@ -57,7 +57,9 @@ func (c *Clip) ImageSize() int { return int(C.hp_clip_image_size(c.c)) }
 func (c *Clip) NEmbd() int { return int(C.hp_clip_n_mmproj_embd(c.c)) }
 
 // NTokens is the number of embeddings clip emits for an nx x ny input.
-func (c *Clip) NTokens(nx, ny int) int { return int(C.hp_clip_n_output_tokens(c.c, C.int(nx), C.int(ny))) }
+func (c *Clip) NTokens(nx, ny int) int {
+	return int(C.hp_clip_n_output_tokens(c.c, C.int(nx), C.int(ny)))
+}
 
 // Preprocess runs clip_image_preprocess on an 8-bit RGB image and returns
 // the first float image (interleaved RGB) and its size.

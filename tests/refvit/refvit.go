@@ -40,10 +40,10 @@ type Model struct {
 	Act                                                    string // gelu, gelu_quick, silu
 	// patchF16: ggml's conv_2d lowers the image with im2col into the
 	// kernel's type, so an F16 patch kernel sees the pixels rounded to F16.
-	patchF16 bool
-	patchW, patchB, cls, pos, preW, preB, postW, postB     []float64
-	mm0w, mm0b, mm2w, mm2b                                 []float64
-	blocks                                                 []block
+	patchF16                                           bool
+	patchW, patchB, cls, pos, preW, preB, postW, postB []float64
+	mm0w, mm0b, mm2w, mm2b                             []float64
+	blocks                                             []block
 }
 
 // Load reads an F32/F16 mmproj GGUF.

@@ -1,0 +1,265 @@
+// Package testmodel generates deterministic LLaVA-1.5-format GGUF pairs (a
+// "llama" language model and a "clip" mmproj with an "mlp" projector) with
+// random weights, using the keys and tensor names llama.cpp's loaders read,
+// so tests and benchmarks never need to download a model.
+package testmodel
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/hiprune/hiprune-go/internal/gguf"
+)
+
+// Tensor data types accepted in specs.
+const (
+	F32  = gguf.TypeF32
+	F16  = gguf.TypeF16
+	Q4_0 = gguf.TypeQ4_0
+)
+
+// Fixed Llama-2 hyper-parameters written into every LM.
+const (
+	LMRMSEps      = 1e-5
+	LMRopeFreq    = 10000
+	DefaultNCtx   = 4096
+	DefaultLNEps  = 1e-5
+	DefaultSeed   = 0x5eed
+	projectorType = "mlp"
+)
+
+// OpenAI CLIP image normalisation (what LLaVA-1.5 mmproj files store).
+var (
+	CLIPMean = [3]float32{0.48145466, 0.4578275, 0.40821073}
+	CLIPStd  = [3]float32{0.26862954, 0.26130258, 0.27577711}
+)
+
+// LMSpec describes a "llama"-architecture language model.
+type LMSpec struct {
+	NEmbd   int // llama.embedding_length
+	NLayer  int // llama.block_count
+	NHead   int // llama.attention.head_count
+	NHeadKV int // llama.attention.head_count_kv (= NHead for MHA)
+	NFF     int // llama.feed_forward_length
+	NCtx    int // llama.context_length
+	// VocabWords: 0 uses the built-in vocabulary (BuiltinVocabSize tokens);
+	// > 0 is the exact total vocabulary size n_vocab (e.g. 32000), padded with
+	// synthetic pieces; it must be >= BuiltinVocabSize().
+	VocabWords int
+	// Type of the 2-D weights, token_embd and output included: F32, F16 or
+	// Q4_0 (norm weights are always F32).
+	Type         gguf.Type
+	Seed         uint64
+	ChatTemplate string // written as tokenizer.chat_template only if non-empty
+}
+
+// ClipSpec describes a CLIP ViT vision encoder with a LLaVA-1.5 MLP projector.
+type ClipSpec struct {
+	ImageSize int // clip.vision.image_size
+	PatchSize int // clip.vision.patch_size
+	NEmbd     int // clip.vision.embedding_length
+	NHead     int // clip.vision.attention.head_count
+	NFF       int // clip.vision.feed_forward_length
+	// NLayer is clip.vision.block_count, the number of stored blocks. LLaVA
+	// mmproj files store 23 of CLIP-L's 24 (the converter drops the last), and
+	// the llava graph of this llama.cpp builds n_layer-1 of them (blocks
+	// 0..NLayer-2); see models/llava.cpp. Must be >= 2.
+	NLayer int
+	// ProjDim is the projector width: mm.0 maps NEmbd->ProjDim and mm.2
+	// ProjDim->ProjDim, so it must equal the LM's NEmbd.
+	ProjDim int
+	// Type of the 2-D weights (F32 or F16). v.patch_embd.weight is always F16
+	// and 1-D tensors (norms, biases, class embedding) always F32, like files
+	// from the LLaVA converter.
+	Type         gguf.Type
+	Seed         uint64
+	Mean, Std    [3]float32 // clip.vision.image_mean / image_std
+	LayerNormEps float32    // clip.vision.attention.layer_norm_epsilon
+	WithPostLN   bool       // write v.post_ln.{weight,bias} (LLaVA files have none)
+	// UseGELU writes clip.use_gelu. LLaVA-1.5 files hold false (CLIP-L's
+	// hidden_act is quick_gelu), so clip.cpp uses GELU_QUICK in the encoder.
+	UseGELU bool
+}
+
+// NPatches is the number of patch tokens ((ImageSize/PatchSize)^2).
+func (c ClipSpec) NPatches() int {
+	n := c.ImageSize / max(c.PatchSize, 1)
+	return n * n
+}
+
+func fieldErr(kind, field string, v any, why string) error {
+	return fmt.Errorf("testmodel: %s.%s=%v: %s", kind, field, v, why)
+}
+
+// Validate checks the spec and returns an error naming the bad field.
+func (s LMSpec) Validate() error {
+	const k = "LMSpec"
+	switch {
+	case s.NEmbd < 1:
+		return fieldErr(k, "NEmbd", s.NEmbd, "must be >= 1")
+	case s.NLayer < 1:
+		return fieldErr(k, "NLayer", s.NLayer, "must be >= 1")
+	case s.NHead < 1:
+		return fieldErr(k, "NHead", s.NHead, "must be >= 1")
+	case s.NEmbd%s.NHead != 0:
+		return fieldErr(k, "NEmbd", s.NEmbd, fmt.Sprintf("not divisible by NHead=%d", s.NHead))
+	case (s.NEmbd/s.NHead)%2 != 0:
+		return fieldErr(k, "NHead", s.NHead, fmt.Sprintf("head size NEmbd/NHead=%d must be even for RoPE", s.NEmbd/s.NHead))
+	case s.NHeadKV < 1:
+		return fieldErr(k, "NHeadKV", s.NHeadKV, "must be >= 1 (use NHead for multi-head attention)")
+	case s.NHeadKV > s.NHead || s.NHead%s.NHeadKV != 0:
+		return fieldErr(k, "NHeadKV", s.NHeadKV, fmt.Sprintf("must divide NHead=%d", s.NHead))
+	case s.NFF < 1:
+		return fieldErr(k, "NFF", s.NFF, "must be >= 1")
+	case s.NCtx < 1:
+		return fieldErr(k, "NCtx", s.NCtx, "must be >= 1")
+	case s.VocabWords < 0:
+		return fieldErr(k, "VocabWords", s.VocabWords, "must be >= 0")
+	case s.VocabWords > 0 && s.VocabWords < BuiltinVocabSize():
+		return fieldErr(k, "VocabWords", s.VocabWords, fmt.Sprintf("must be 0 or >= the built-in vocabulary size %d", BuiltinVocabSize()))
+	case s.VocabWords > 1<<22:
+		return fieldErr(k, "VocabWords", s.VocabWords, "too large")
+	case s.Type != F32 && s.Type != F16 && s.Type != Q4_0:
+		return fieldErr(k, "Type", s.Type, "must be F32, F16 or Q4_0")
+	case s.Type == Q4_0 && s.NEmbd%gguf.QK != 0:
+		return fieldErr(k, "NEmbd", s.NEmbd, "must be a multiple of 32 for Q4_0")
+	case s.Type == Q4_0 && s.NFF%gguf.QK != 0:
+		return fieldErr(k, "NFF", s.NFF, "must be a multiple of 32 for Q4_0")
+	}
+	return nil
+}
+
+// Validate checks the spec and returns an error naming the bad field.
+func (c ClipSpec) Validate() error {
+	const k = "ClipSpec"
+	switch {
+	case c.ImageSize < 1:
+		return fieldErr(k, "ImageSize", c.ImageSize, "must be >= 1")
+	case c.PatchSize < 1:
+		return fieldErr(k, "PatchSize", c.PatchSize, "must be >= 1")
+	case c.ImageSize%c.PatchSize != 0:
+		return fieldErr(k, "ImageSize", c.ImageSize, fmt.Sprintf("not divisible by PatchSize=%d", c.PatchSize))
+	case c.NEmbd < 1:
+		return fieldErr(k, "NEmbd", c.NEmbd, "must be >= 1")
+	case c.NHead < 1:
+		return fieldErr(k, "NHead", c.NHead, "must be >= 1")
+	case c.NEmbd%c.NHead != 0:
+		return fieldErr(k, "NEmbd", c.NEmbd, fmt.Sprintf("not divisible by NHead=%d", c.NHead))
+	case c.NFF < 1:
+		return fieldErr(k, "NFF", c.NFF, "must be >= 1")
+	case c.NLayer < 2:
+		return fieldErr(k, "NLayer", c.NLayer, "must be >= 2 (the llava graph runs NLayer-1 blocks)")
+	case c.ProjDim < 1:
+		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
+	case c.Type != F32 && c.Type != F16:
+		return fieldErr(k, "Type", c.Type, "must be F32 or F16")
+	case !(c.LayerNormEps > 0) || math.IsInf(float64(c.LayerNormEps), 0):
+		return fieldErr(k, "LayerNormEps", c.LayerNormEps, "must be a finite value > 0")
+	}
+	for i := range 3 {
+		if !(c.Std[i] > 0) || math.IsInf(float64(c.Std[i]), 0) {
+			return fieldErr(k, fmt.Sprintf("Std[%d]", i), c.Std[i], "must be a finite value > 0")
+		}
+		if math.IsNaN(float64(c.Mean[i])) || math.IsInf(float64(c.Mean[i]), 0) {
+			return fieldErr(k, fmt.Sprintf("Mean[%d]", i), c.Mean[i], "must be finite")
+		}
+	}
+	return nil
+}
+
+// NVocab is the vocabulary size the spec produces.
+func (s LMSpec) NVocab() int {
+	if s.VocabWords > 0 {
+		return s.VocabWords
+	}
+	return BuiltinVocabSize()
+}
+
+// ParamCount is the number of parameters (elements of all tensors).
+func (s LMSpec) ParamCount() int64 {
+	e, f, v := int64(s.NEmbd), int64(s.NFF), int64(s.NVocab())
+	kv := e / int64(s.NHead) * int64(s.NHeadKV)
+	perLayer := 2*e + 2*e*e + 2*e*kv + 3*e*f
+	return 2*v*e + e + int64(s.NLayer)*perLayer
+}
+
+// ParamCount is the number of parameters (elements of all tensors).
+func (c ClipSpec) ParamCount() int64 {
+	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
+	ps := int64(c.PatchSize)
+	n := e + ps*ps*3*e + e*int64(c.NPatches()+1) + 2*e // class, patch, position, pre_ln
+	perLayer := 4*(e*e+e) + 4*e + (e*f + f) + (f*e + e)
+	n += int64(c.NLayer) * perLayer
+	if c.WithPostLN {
+		n += 2 * e
+	}
+	return n + e*p + p + p*p + p
+}
+
+// TinyLM is a 2-layer, 64-wide F32 model with the built-in vocabulary.
+func TinyLM() LMSpec {
+	return LMSpec{NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 4, NFF: 128, NCtx: DefaultNCtx, Type: F32, Seed: DefaultSeed}
+}
+
+// LM1B is a ~0.95B-parameter Llama (2048 wide, 16 layers, 16 heads with
+// multi-head attention like Llama-2/Vicuna, FFN 5632, vocab 32000) in Q4_0.
+func LM1B() LMSpec {
+	return LMSpec{NEmbd: 2048, NLayer: 16, NHead: 16, NHeadKV: 16, NFF: 5632, NCtx: DefaultNCtx,
+		VocabWords: 32000, Type: Q4_0, Seed: DefaultSeed}
+}
+
+// LM7B is the Llama-2-7B / Vicuna-7B (LLaVA-1.5-7B) shape in Q4_0: 4096 wide,
+// 32 layers, 32 heads, FFN 11008, vocab 32000, context 4096 (6.74 B params).
+// token_embd and output are Q4_0 too (llama.cpp's own Q4_0 files keep output
+// in Q6_K; Q4_0 needs no K-quant encoder and differs by ~30 MB of the final
+// matmul's weights, and token_embd is Q4_0 in real Q4_0 files as well).
+func LM7B() LMSpec {
+	return LMSpec{NEmbd: 4096, NLayer: 32, NHead: 32, NHeadKV: 32, NFF: 11008, NCtx: DefaultNCtx,
+		VocabWords: 32000, Type: Q4_0, Seed: DefaultSeed}
+}
+
+// TinyClip: 336 px / 14 px patches (576 patches, like CLIP-L/14-336), 64 wide,
+// 4 heads, FFN 128, 12 stored blocks (llama.cpp runs blocks 0..10), F32,
+// projector to 64 (TinyLM's width).
+func TinyClip() ClipSpec {
+	return ClipSpec{ImageSize: 336, PatchSize: 14, NEmbd: 64, NHead: 4, NFF: 128, NLayer: 12, ProjDim: 64,
+		Type: F32, Seed: DefaultSeed + 1, Mean: CLIPMean, Std: CLIPStd, LayerNormEps: DefaultLNEps}
+}
+
+// MidClip has CLIP-L's widths (1024, 16 heads, FFN 4096, 336/14) but only 3
+// stored blocks, F16, projecting to projDim.
+func MidClip(projDim int) ClipSpec {
+	return ClipSpec{ImageSize: 336, PatchSize: 14, NEmbd: 1024, NHead: 16, NFF: 4096, NLayer: 3, ProjDim: projDim,
+		Type: F16, Seed: DefaultSeed + 1, Mean: CLIPMean, Std: CLIPStd, LayerNormEps: DefaultLNEps}
+}
+
+// ClipL336 is the LLaVA-1.5 mmproj as converted files hold it: CLIP ViT-L/14-336
+// (1024 wide, 16 heads, FFN 4096) with block_count 23 (the converter drops the
+// 24th block since LLaVA uses the penultimate layer), no post_ln, quick-GELU
+// (use_gelu false), F16, and a 1024->4096->4096 MLP projector.
+func ClipL336() ClipSpec {
+	return ClipSpec{ImageSize: 336, PatchSize: 14, NEmbd: 1024, NHead: 16, NFF: 4096, NLayer: 23, ProjDim: 4096,
+		Type: F16, Seed: DefaultSeed + 1, Mean: CLIPMean, Std: CLIPStd, LayerNormEps: DefaultLNEps}
+}
+
+// Presets lists the names PresetPair accepts.
+var Presets = []string{"tiny", "mid", "1b", "7b"}
+
+// PresetPair returns the LM and mmproj specs of a named pair:
+// tiny = TinyLM + TinyClip; mid = TinyLM + MidClip(64);
+// 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336.
+func PresetPair(name string) (LMSpec, ClipSpec, error) {
+	switch name {
+	case "tiny":
+		return TinyLM(), TinyClip(), nil
+	case "mid":
+		return TinyLM(), MidClip(TinyLM().NEmbd), nil
+	case "1b":
+		c := ClipL336()
+		c.ProjDim = LM1B().NEmbd
+		return LM1B(), c, nil
+	case "7b":
+		return LM7B(), ClipL336(), nil
+	}
+	return LMSpec{}, ClipSpec{}, fmt.Errorf("testmodel: unknown preset %q (want one of %v)", name, Presets)
+}
