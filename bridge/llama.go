@@ -176,10 +176,19 @@ func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, e
 }
 
 // TokenPiece is the text of one token (special tokens rendered as empty).
-func (m *Model) TokenPiece(tok int32) []byte {
+func (m *Model) TokenPiece(tok int32) []byte { return m.piece(tok, false) }
+
+// TokenText is the text of one token with special tokens spelled out
+// ("</s>"), as a chat template writes them.
+func (m *Model) TokenText(tok int32) string { return string(m.piece(tok, true)) }
+
+// EOS is the end-of-sequence token.
+func (m *Model) EOS() int32 { return int32(C.llama_vocab_eos(m.vocab)) }
+
+func (m *Model) piece(tok int32, special bool) []byte {
 	buf := make([]byte, 64)
 	for {
-		n := C.llama_token_to_piece(m.vocab, C.llama_token(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, false)
+		n := C.llama_token_to_piece(m.vocab, C.llama_token(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, C.bool(special))
 		if n >= 0 {
 			return buf[:n]
 		}

@@ -154,7 +154,8 @@ func (x *Mtmd) Eval(ctx *Context, ch *MtmdChunks, nPast int, logitsLast bool) (i
 	for i := 0; i < n; i++ {
 		chunk := C.mtmd_input_chunks_get(ch.c, C.size_t(i))
 		last := logitsLast && i == n-1
-		var next C.llama_pos
+		// The helpers add to *new_n_past rather than set it.
+		next := C.llama_pos(nPast)
 		if ch.IsImage(i) {
 			k := ch.NTokens(i)
 			if nPast+k > ctx.NCtx() {

@@ -37,6 +37,11 @@ type Session struct {
 	history  []bridge.ChatMessage
 	template string // "" means the LLaVA-1.5 format
 	turns    int
+	// rendered is the text form of everything in the KV cache (images as
+	// ImageMarker), so a template's rendering of the whole conversation can
+	// be cut to what is new, whatever ended the previous answer.
+	rendered string
+	lastEOG  bool
 }
 
 // NewSession creates a conversation over the pipeline's model.
@@ -81,6 +86,8 @@ func (s *Session) Reset() {
 	s.nPast = 0
 	s.history = nil
 	s.turns = 0
+	s.rendered = ""
+	s.lastEOG = false
 }
 
 // Positions is the number of positions the conversation occupies.
@@ -120,6 +127,10 @@ type Stats struct {
 	KVCells      int           // KV-cache cells the conversation occupies
 	KVImageBytes int64         // KV-cache memory taken by this turn's images
 	StopReason   string        // "eog", "limit", "context"
+	Prompt       string        // text added to the context this turn (images as ImageMarker)
+
+	start   time.Time
+	eogText string
 }
 
 // DecodeTPS is the generation speed after the first token.
@@ -138,33 +149,47 @@ type segment struct {
 
 // Ask evaluates a user turn and generates the answer.
 func (s *Session) Ask(ctx context.Context, t Turn) (string, *Stats, error) {
+	st, err := s.Prefill(ctx, t)
+	if err != nil {
+		return "", nil, err
+	}
+	answer, err := s.Generate(ctx, t, st)
+	return answer, st, err
+}
+
+// Prefill evaluates a user turn (its text and its images, encoded and
+// pruned) into the context without generating; Generate continues it.
+// The context's logits are then the first answer token's.
+func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
 	if err := t.Prune.Validate(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := t.Gen.Validate(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if len(t.Images) > 0 && s.p.enc == nil {
-		return "", nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
+		return nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
 	}
 	content, err := placeImages(t.Text, len(t.Images))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	promptText, err := s.formatTurn(content)
+	promptText, rendered, err := s.formatTurn(content)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	st := &Stats{}
+	st := &Stats{start: start, Prompt: promptText}
+	undo := func() { s.history = s.history[:len(s.history)-1] }
 	// Encode and prune every image first, so the LM sees one prefill.
 	pruned := make([]*Pruned, len(t.Images))
 	for i, img := range t.Images {
 		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
 		if err != nil {
-			return "", nil, err
+			undo()
+			return nil, err
 		}
 		pruned[i] = pr
 		is := ImageStats{
@@ -193,16 +218,30 @@ func (s *Session) Ask(ctx context.Context, t Turn) (string, *Stats, error) {
 		// Leave the cache as it was before this turn.
 		s.lctx.TrimKV(checkpoint)
 		s.nPast = checkpoint
-		s.history = s.history[:len(s.history)-1]
-		return "", nil, err
+		undo()
+		return nil, err
 	}
 	st.Prefill = time.Since(t0)
 	st.KVImageBytes = int64(st.ImageTokens) * s.lctx.KVBytesPerCell()
-	answer, err := s.generate(ctx, t, st, start)
+	st.KVCells = s.lctx.KVCells()
+	s.rendered = rendered
+	return st, nil
+}
+
+// Generate produces the answer to the turn Prefill evaluated.
+func (s *Session) Generate(ctx context.Context, t Turn, st *Stats) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	answer, err := s.generate(ctx, t, st, st.start)
 	s.history = append(s.history, bridge.ChatMessage{Role: "assistant", Content: answer})
+	s.rendered += answer
+	s.lastEOG = st.StopReason == "eog"
+	if s.lastEOG {
+		s.rendered += st.eogText
+	}
 	s.turns++
 	st.KVCells = s.lctx.KVCells()
-	return answer, st, err
+	return answer, err
 }
 
 // placeImages checks markers against images, adding markers when absent.
@@ -219,37 +258,36 @@ func placeImages(text string, n int) (string, error) {
 }
 
 // formatTurn returns the text to add to the context for a new user message
-// (with image markers) and records it in the history.
-func (s *Session) formatTurn(content string) (string, error) {
+// (with image markers) and what the context will then hold as text; it
+// records the message in the history.
+func (s *Session) formatTurn(content string) (add, rendered string, err error) {
 	if s.template == "" {
-		s.history = append(s.history, bridge.ChatMessage{Role: "user", Content: content})
-		return "USER: " + content + " ASSISTANT:", nil
-	}
-	prev := ""
-	if len(s.history) > 0 {
-		p, err := bridge.ApplyChatTemplate(s.template, s.history, false)
-		if err != nil {
-			return "", fmt.Errorf("chat template: %w", err)
+		add = "USER: " + content + " ASSISTANT:"
+		if s.turns > 0 && !s.lastEOG {
+			// LLaVA-1.5 closes each answer with the EOS token.
+			add = s.p.model.TokenText(s.p.model.EOS()) + add
 		}
-		prev = p
+		s.history = append(s.history, bridge.ChatMessage{Role: "user", Content: content})
+		return add, s.rendered + add, nil
 	}
 	s.history = append(s.history, bridge.ChatMessage{Role: "user", Content: content})
 	cur, err := bridge.ApplyChatTemplate(s.template, s.history, true)
 	if err != nil {
 		s.history = s.history[:len(s.history)-1]
-		return "", fmt.Errorf("chat template: %w", err)
+		return "", "", fmt.Errorf("chat template: %w", err)
 	}
-	if !strings.HasPrefix(cur, prev) {
-		// Some templates rewrite earlier turns (e.g. a system prompt that
-		// moves); the KV cache cannot follow, so only the tail is added.
-		n := 0
-		for n < len(prev) && n < len(cur) && prev[n] == cur[n] {
-			n++
-		}
-		s.p.log.Warn("chat template re-renders earlier turns; continuing from the common prefix", "prefix", n)
-		return cur[n:], nil
+	if strings.HasPrefix(cur, s.rendered) {
+		return cur[len(s.rendered):], cur, nil
 	}
-	return cur[len(prev):], nil
+	// Some templates re-render earlier turns (a system prompt that moves,
+	// trimmed whitespace); the KV cache cannot follow, so continue after
+	// the common prefix.
+	n := 0
+	for n < len(s.rendered) && n < len(cur) && s.rendered[n] == cur[n] {
+		n++
+	}
+	s.p.log.Warn("chat template re-renders earlier turns; continuing from the common prefix", "prefix", n, "rendered", len(s.rendered))
+	return cur[n:], cur, nil
 }
 
 func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) error {
@@ -343,6 +381,7 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 		}
 		if m.IsEOG(tok) {
 			st.StopReason = "eog"
+			st.eogText = m.TokenText(tok)
 			// Keep the end-of-turn token in the cache so the next turn's
 			// template text follows a complete assistant message.
 			if s.nPast < s.lctx.NCtx() {

@@ -1,0 +1,77 @@
+package bridge_test
+
+import (
+	"testing"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/tests/fixture"
+	"github.com/hiprune/hiprune-go/tests/testmodel"
+)
+
+// benchThreads is the thread count both encoders get: the two cores of the
+// machine class the issue's numbers come from.
+const benchThreads = 2
+
+// clipL336Pair generates (once, cached in fixture.Dir()) an mmproj of the
+// LLaVA-1.5 shape, CLIP ViT-L/14-336 in F16 projecting to 4096. Ensure
+// wants the projector width to equal the LM's, so the pair's LM is 4096
+// wide but otherwise minimal; it is never loaded.
+func clipL336Pair(b *testing.B) string {
+	b.Helper()
+	lm := testmodel.LMSpec{NEmbd: 4096, NLayer: 1, NHead: 32, NHeadKV: 32, NFF: 64, NCtx: testmodel.DefaultNCtx,
+		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
+	_, mm := fixture.Custom(b, "clipl336-bench", lm, testmodel.ClipL336())
+	return mm
+}
+
+// BenchmarkEncoder compares our instrumented encoder (HiPrune probes at
+// layer 9 and the deep layer, CLIP's token order) with llama.cpp's clip on
+// the same preprocessed image, threads and weights:
+//
+//	go test ./bridge/ -run '^$' -bench BenchmarkEncoder -benchtime 3x
+//
+// `make bench` reports the same comparison as medians of alternated runs.
+func BenchmarkEncoder(b *testing.B) {
+	mm := clipL336Pair(b)
+	clip, err := bridge.OpenClip(mm, false, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer clip.Close()
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: benchThreads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	rgb := fixture.Image(b, 640, 480, 1)
+	img, nx, ny, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := enc.Info()
+	b.Logf("encoder: %d tokens, %d blocks run, object layer %d, flash attention %v, backend %s",
+		in.NPatches, in.NRun, in.ObjectLayer, in.FlashAttn, in.Backend)
+
+	b.Run("ours", func(b *testing.B) {
+		// One untimed call (b.Loop times only the loop): the first compute
+		// starts the thread pool and touches every weight page.
+		if _, err := enc.Encode(img, nx, ny, benchThreads); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := enc.Encode(img, nx, ny, benchThreads); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("llamacpp", func(b *testing.B) {
+		if _, err := clip.Encode(img, nx, ny, benchThreads); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := clip.Encode(img, nx, ny, benchThreads); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
