@@ -29,6 +29,12 @@ TEST_TIMEOUT ?= 25m
 
 .PHONY: all deps build test bench vet demo fuzz env clean
 
+# The demo model: a ~1B-parameter Llama (Q4_0) with LLaVA-1.5's real CLIP
+# ViT-L/14-336 encoder (f16), random weights: answers are gibberish, timings
+# are real.
+DEMO_MODEL ?= 1b
+DEMO_PROMPT ?= What is in this picture?
+
 all: build
 
 deps: .deps-stamp
@@ -51,6 +57,20 @@ vet: deps
 test: deps
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+demo: build
+	@set -euo pipefail; \
+	paths=$$($(GO) run ./tests/testmodel/cmd/genmodels -preset $(DEMO_MODEL) -out "$(MODELS_DIR)" -image "$(MODELS_DIR)/demo.png"); \
+	lm=$$(echo "$$paths" | sed -n 1p); mm=$$(echo "$$paths" | sed -n 2p); \
+	common=(-m "$$lm" --mmproj "$$mm" --image "$(MODELS_DIR)/demo.png" -p "$(DEMO_PROMPT)" -n 16 --temp 0 --timings); \
+	echo "== llama.cpp's behaviour: all 576 image tokens (--prune none)"; \
+	bin/chat "$${common[@]}" --prune none 2>&1 | tee /tmp/hiprune-demo-none.log; \
+	echo "== HiPrune: keep 64 of 576 (--keep 64)"; \
+	bin/chat "$${common[@]}" --keep 64 --save-mask demo-mask.png 2>&1 | tee /tmp/hiprune-demo-keep.log; \
+	echo; echo "== side by side"; \
+	printf '%-9s %s\n' "none" "$$(grep '^timings:' /tmp/hiprune-demo-none.log)"; \
+	printf '%-9s %s\n' "keep 64" "$$(grep '^timings:' /tmp/hiprune-demo-keep.log)"; \
+	echo "mask of the kept patches: demo-mask.png"
 
 fuzz: deps
 	$(GO) test ./hiprune/ -run='^$$' -fuzz=FuzzSelect -fuzztime=60s
