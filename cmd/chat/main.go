@@ -91,10 +91,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
 	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file`")
 	fs.BoolVar(&o.verbose, "verbose", false, "show llama.cpp's logs")
-	fs.Usage = func() { printUsage(stderr, fs) }
+	// flag calls Usage on -help and on every parse error; print it once, for -help only.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			printUsage(stderr, fs)
 			return nil, err
 		}
 		return nil, usagef("%v", err)
@@ -244,6 +245,15 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	}
 	if o.saveMask != "" && filepath.Ext(o.saveMask) == "" {
 		return usagef("--save-mask %q: give a .png file name", o.saveMask)
+	}
+	if o.saveMask != "" {
+		// The mask is written after the answer; a bad folder must fail before any output.
+		dir := filepath.Dir(o.saveMask)
+		if st, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("--save-mask %s: %w", o.saveMask, err)
+		} else if !st.IsDir() {
+			return fmt.Errorf("--save-mask %s: %s is not a directory", o.saveMask, dir)
+		}
 	}
 	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
 	p, err := llava.Open(ctx, llava.Config{
