@@ -41,7 +41,8 @@ enum {
 };
 
 typedef struct hp_encoder_params {
-    int object_layer; // 1-based encoder block probed for object attention; 0 = default (9)
+    int object_layer; // 1-based encoder block probed for object attention; 0 = default (9, or the
+                      // deep layer when the encoder runs fewer blocks)
     int layout;       // HP_LAYOUT_*
     int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
     int use_gpu;      // 1: run on the first GPU device ggml has registered, if any

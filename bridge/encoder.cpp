@@ -3,6 +3,7 @@
 
 #include "ggml-cpu.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -108,7 +109,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam = hp::make_family(*e->file);
 
         const int n_run = e->fam->n_run();
-        const int obj = pr.object_layer > 0 ? pr.object_layer : 9;
+        const int obj = pr.object_layer > 0 ? pr.object_layer : std::min(9, n_run);
         if (pr.object_layer < 0 || obj > n_run) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
                                                    path, pr.object_layer, n_run, n_run));
@@ -189,7 +190,7 @@ int hp_encoder_set_object_layer(hp_encoder * e, int object_layer, char * err, si
     return guarded(err, errlen, [&] {
         if (!e) throw hp::error(HP_ERR_ARG, "hp_encoder_set_object_layer: NULL encoder");
         const int n_run = e->fam->n_run();
-        const int obj = object_layer > 0 ? object_layer : 9;
+        const int obj = object_layer > 0 ? object_layer : std::min(9, n_run);
         if (object_layer < 0 || obj > n_run) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("object layer %d is out of range: the encoder runs %d blocks (1..%d)",
                                                    object_layer, n_run, n_run));

@@ -172,11 +172,15 @@ func (e *Encoder) Close() {
 	}
 }
 
-// SetObjectLayer changes the probed object layer (1-based; 0 = 9),
-// rebuilding the encoder graph when it differs.
+// SetObjectLayer changes the probed object layer (1-based; 0 = the
+// default), rebuilding the encoder graph when it differs.
 func (e *Encoder) SetObjectLayer(layer int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.setObjectLayerLocked(layer)
+}
+
+func (e *Encoder) setObjectLayerLocked(layer int) error {
 	if e.c == nil {
 		return fmt.Errorf("encoder is closed: %w", ErrArg)
 	}
@@ -191,10 +195,21 @@ func (e *Encoder) SetObjectLayer(layer int) error {
 	return nil
 }
 
+// EncodeAt is Encode with the object layer probed for this image (0 = the
+// default); the graph is rebuilt under the encoder's lock when the layer
+// changes, so sessions sharing the encoder cannot race on it.
+func (e *Encoder) EncodeAt(img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
+	return e.encode(img, nx, ny, threads, objectLayer, true)
+}
+
 // Encode runs one preprocessed image (ImageSize x ImageSize, interleaved
 // normalised RGB floats, as llava/imageprep produces) through the encoder.
 // threads <= 0 uses the value given at open.
 func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) {
+	return e.encode(img, nx, ny, threads, 0, false)
+}
+
+func (e *Encoder) encode(img []float32, nx, ny, threads, objectLayer int, setLayer bool) (*Encoding, error) {
 	e.mu.Lock()
 	in := e.info
 	e.mu.Unlock()
@@ -216,6 +231,17 @@ func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) 
 	defer e.mu.Unlock()
 	if e.c == nil {
 		return nil, fmt.Errorf("encode: encoder is closed: %w", ErrArg)
+	}
+	if setLayer {
+		want := objectLayer
+		if want == 0 {
+			want = min(9, e.info.NRun)
+		}
+		if want != e.info.ObjectLayer {
+			if err := e.setObjectLayerLocked(want); err != nil {
+				return nil, err
+			}
+		}
 	}
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))

@@ -111,7 +111,7 @@ func (o Options) alpha() float64 {
 
 // GenOptions are llama.cpp's usual generation controls.
 type GenOptions struct {
-	MaxTokens     int     // -n; <= 0 means until end of generation or a full context
+	MaxTokens     int     // -n; negative: until end of generation or a full context; 0: nothing
 	Temp          float32 // 0: greedy
 	TopK          int
 	TopP          float32

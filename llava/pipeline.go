@@ -36,7 +36,8 @@ type Config struct {
 	// (class token first). bridge.LayoutLlamaCpp reproduces the pinned
 	// llama.cpp's clip bit for bit (see bridge.h).
 	Layout bridge.Layout
-	// ObjectLayer is the initial probed layer (0 = 9).
+	// ObjectLayer is the probed layer when Options leave it 0 (0 = 9, or
+	// the deep layer for encoders that run fewer blocks).
 	ObjectLayer int
 	// ImageLimits guard image decoding (zero value: imageprep.DefaultLimits).
 	ImageLimits imageprep.Limits
@@ -179,22 +180,17 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if o.ObjectLayer != 0 && o.ObjectLayer > in.NRun {
 		return nil, fmt.Errorf("%w: object layer %d is past the encoder's depth (%d blocks run)", ErrOptions, o.ObjectLayer, in.NRun)
 	}
-	if want := o.ObjectLayer; o.method() == MethodHiPrune && want != 0 && want != in.ObjectLayer {
-		if err := p.enc.SetObjectLayer(want); err != nil {
-			return nil, err
-		}
-	} else if o.method() == MethodHiPrune && want == 0 && in.ObjectLayer != 9 && 9 <= in.NRun && p.cfg.ObjectLayer == 0 {
-		if err := p.enc.SetObjectLayer(9); err != nil {
-			return nil, err
-		}
-	}
 	t0 := time.Now()
 	f, err := imageprep.Preprocess(img.RGB, p.params)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
 	t1 := time.Now()
-	enc, err := p.enc.Encode(f.Pix, f.W, f.H, p.cfg.Threads)
+	layer := o.ObjectLayer
+	if layer == 0 {
+		layer = p.cfg.ObjectLayer
+	}
+	enc, err := p.enc.EncodeAt(f.Pix, f.W, f.H, p.cfg.Threads, layer)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}

@@ -131,14 +131,15 @@ type Stats struct {
 
 	start   time.Time
 	eogText string
+	samples int
 }
 
 // DecodeTPS is the generation speed after the first token.
 func (st *Stats) DecodeTPS() float64 {
-	if st.DecodeTokens <= 1 || st.Decode <= 0 {
+	if st.samples <= 1 || st.Decode <= 0 {
 		return 0
 	}
-	return float64(st.DecodeTokens-1) / st.Decode.Seconds()
+	return float64(st.samples-1) / st.Decode.Seconds()
 }
 
 // segment is a piece of the prompt: text or an image's kept embeddings.
@@ -369,14 +370,17 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 	}
 	var firstAt time.Time
 	st.StopReason = "limit"
-	for i := 0; t.Gen.MaxTokens <= 0 || i < t.Gen.MaxTokens; i++ {
+	var lastAt time.Time
+	for i := 0; t.Gen.MaxTokens < 0 || i < t.Gen.MaxTokens; i++ {
 		if err := ctx.Err(); err != nil {
 			_ = emit(nil, true)
 			return out.String(), err
 		}
 		tok := smp.Sample(s.lctx)
+		lastAt = time.Now()
+		st.samples++
 		if i == 0 {
-			firstAt = time.Now()
+			firstAt = lastAt
 			st.TTFT = firstAt.Sub(start)
 		}
 		if m.IsEOG(tok) {
@@ -408,9 +412,10 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 		}
 		s.nPast++
 	}
-	if !firstAt.IsZero() {
-		st.Decode = time.Since(firstAt)
-	}
+	// Decode speed counts sampled tokens after the first, up to the last
+	// sample: the trailing decode (which keeps the answer in the cache for
+	// the next turn) produces no token.
+	st.Decode = lastAt.Sub(firstAt)
 	if err := emit(nil, true); err != nil {
 		return out.String(), err
 	}

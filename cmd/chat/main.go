@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.images, "image", "image `file` (JPEG, PNG, GIF, WebP); repeat for several")
 	fs.StringVar(&o.prompt, "p", "", "prompt: answer once and exit (else interactive)")
 	fs.StringVar(&o.prompt, "prompt", "", "same as -p")
-	fs.IntVar(&o.nPredict, "n", 256, "max tokens to generate (-1: until end of generation)")
+	fs.IntVar(&o.nPredict, "n", 256, "max tokens to generate (-1: until end of generation, 0: none)")
 	fs.IntVar(&o.nCtx, "c", 4096, "context size in tokens")
 	fs.IntVar(&o.threads, "t", 0, "threads (0: all CPUs)")
 	fs.IntVar(&o.nBatch, "b", 512, "batch size for prompt evaluation")
@@ -158,7 +158,9 @@ func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, er
 	if o.objectLayer < 1 {
 		return po, g, 0, usagef("--object-layer %d: must be at least 1", o.objectLayer)
 	}
-	po.ObjectLayer = o.objectLayer
+	if o.set["object-layer"] {
+		po.ObjectLayer = o.objectLayer
+	}
 	layout := bridge.LayoutCLSFirst
 	switch o.layout {
 	case "cls-first":
@@ -166,6 +168,9 @@ func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, er
 		layout = bridge.LayoutLlamaCpp
 	default:
 		return po, g, 0, usagef("--clip-layout %q: want cls-first or llama.cpp", o.layout)
+	}
+	if o.nPredict < -1 {
+		return po, g, 0, usagef("-n %d: want a token count, 0, or -1 for no limit", o.nPredict)
 	}
 	if o.nCtx < 16 {
 		return po, g, 0, usagef("-c %d: context must be at least 16 tokens", o.nCtx)
@@ -207,7 +212,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err := chat(ctx, o, po, gen, layout, stdin, stdout, stderr); err != nil {
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || errors.Is(err, llava.ErrOptions) {
 			fmt.Fprintf(stderr, "chat: %v\n", err)
 			return 2
 		}
@@ -264,9 +269,6 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 		return err
 	}
 	defer p.Close()
-	if enc := p.Encoder(); enc != nil && po.ObjectLayer > enc.Info().NRun {
-		return fmt.Errorf("--object-layer %d is past the encoder's depth: %s runs %d blocks", po.ObjectLayer, o.mmproj, enc.Info().NRun)
-	}
 	// Decode every image up front: a bad file fails before any output.
 	imgs := make([]*llava.Image, 0, len(o.images))
 	for _, path := range o.images {
