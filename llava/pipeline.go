@@ -162,7 +162,7 @@ type Pruned struct {
 	GridW, GridH int
 	Preprocess   time.Duration
 	Encode       time.Duration
-	Select       time.Duration
+	Select       time.Duration // the selection itself (the scores come out of the encoder graph)
 }
 
 // PrepareImage preprocesses, encodes and prunes one image.
@@ -198,6 +198,7 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	n := len(enc.Object)
 	budget := o.Budget(n)
 	var kept []int
+	t3 := time.Now()
 	switch o.method() {
 	case MethodNone:
 		kept = allIndices(n)
@@ -208,18 +209,21 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	case MethodRandom:
 		kept, err = hiprune.Random(n, budget, o.Seed)
 	}
+	t4 := time.Now()
 	if err != nil {
 		return nil, fmt.Errorf("image %s: select: %w", img.Name, err)
 	}
-	w := enc.ProjDim
-	rows := make([]float32, 0, len(kept)*w)
-	for _, i := range kept {
-		rows = append(rows, enc.Row(i)...)
+	rows := enc.Embd
+	if len(kept) < n {
+		w := enc.ProjDim
+		rows = make([]float32, 0, len(kept)*w)
+		for _, i := range kept {
+			rows = append(rows, enc.Row(i)...)
+		}
 	}
-	t3 := time.Now()
 	return &Pruned{
 		Kept: kept, Embd: rows, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
-		Preprocess: t1.Sub(t0), Encode: t2.Sub(t1), Select: t3.Sub(t2),
+		Preprocess: t1.Sub(t0), Encode: t2.Sub(t1), Select: t4.Sub(t3),
 	}, nil
 }
 
