@@ -72,6 +72,17 @@ demo: build
 	printf '%-9s %s\n' "keep 64" "$$(grep '^timings:' /tmp/hiprune-demo-keep.log)"; \
 	echo "mask of the kept patches: demo-mask.png"
 
+# Time to first token, prefill, decode speed and image KV memory at real
+# model shapes (generated into MODELS_DIR on first use), llama.cpp's mtmd vs
+# our pipeline unpruned and with HiPrune; writes bench/results/$(MODEL).json.
+# MODEL=1b (default, under 10 minutes on 2 cores) or 7b; RUNS=0 picks the
+# model's default (5 for 1b, 3 for 7b).
+MODEL ?= 1b
+RUNS ?= 0
+
+bench: deps
+	$(GO) run ./bench -model $(MODEL) -runs $(RUNS) -out bench/results
+
 fuzz: deps
 	$(GO) test ./hiprune/ -run='^$$' -fuzz=FuzzSelect -fuzztime=60s
 

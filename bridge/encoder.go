@@ -199,17 +199,31 @@ func (e *Encoder) setObjectLayerLocked(layer int) error {
 // default); the graph is rebuilt under the encoder's lock when the layer
 // changes, so sessions sharing the encoder cannot race on it.
 func (e *Encoder) EncodeAt(img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
-	return e.encode(img, nx, ny, threads, objectLayer, true)
+	return e.encode(nil, img, nx, ny, threads, objectLayer, true)
+}
+
+// EncodeAtInto is EncodeAt writing into dst's buffers (reallocated only
+// when too small); dst may be nil. Reusing buffers spares the page faults
+// of a fresh multi-megabyte allocation per image.
+func (e *Encoder) EncodeAtInto(dst *Encoding, img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
+	return e.encode(dst, img, nx, ny, threads, objectLayer, true)
 }
 
 // Encode runs one preprocessed image (ImageSize x ImageSize, interleaved
 // normalised RGB floats, as llava/imageprep produces) through the encoder.
 // threads <= 0 uses the value given at open.
 func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) {
-	return e.encode(img, nx, ny, threads, 0, false)
+	return e.encode(nil, img, nx, ny, threads, 0, false)
 }
 
-func (e *Encoder) encode(img []float32, nx, ny, threads, objectLayer int, setLayer bool) (*Encoding, error) {
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+func (e *Encoder) encode(dst *Encoding, img []float32, nx, ny, threads, objectLayer int, setLayer bool) (*Encoding, error) {
 	e.mu.Lock()
 	in := e.info
 	e.mu.Unlock()
@@ -219,14 +233,14 @@ func (e *Encoder) encode(img []float32, nx, ny, threads, objectLayer int, setLay
 	if len(img) != nx*ny*3 {
 		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img), nx*ny*3, ErrArg)
 	}
-	out := &Encoding{
-		Embd:    make([]float32, in.NPatches*in.ProjDim),
-		Object:  make([]float32, in.NPatches),
-		Deep:    make([]float32, in.NPatches),
-		GridW:   in.GridW,
-		GridH:   in.GridH,
-		ProjDim: in.ProjDim,
+	out := dst
+	if out == nil {
+		out = &Encoding{}
 	}
+	out.Embd = grow(out.Embd, in.NPatches*in.ProjDim)
+	out.Object = grow(out.Object, in.NPatches)
+	out.Deep = grow(out.Deep, in.NPatches)
+	out.GridW, out.GridH, out.ProjDim = in.GridW, in.GridH, in.ProjDim
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.c == nil {

@@ -257,11 +257,15 @@ public:
                 kq = ggml_soft_max_ext(ctx0, kq, nullptr, kq_scale, 0.0f);
             }
             if (probe_obj || probe_deep) {
-                // Column means over heads and query rows: transpose the
-                // [n_kv, n_q*H] probabilities so a row sum reduces them,
-                // then keep the emitted tokens' columns.
-                ggml_tensor * p2 = ggml_reshape_2d(ctx0, kq, n_pos, (int64_t) n_pos * H);
-                ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, p2))); // [1, n_pos]
+                // Column means over heads and query rows. The sum over
+                // queries (kq's dim 1) is an outer product with ones, which
+                // reads the probabilities once without a transposed copy of
+                // the 577 x 577 x H matrix; the small [n_pos, H] result is
+                // then summed over heads.
+                ggml_tensor * ones = ggml_fill(ctx0, ggml_new_tensor_3d(ctx0, GGML_TYPE_F32, 1, n_pos, H), 1.0f);
+                ggml_tensor * cs = ggml_out_prod(ctx0, kq, ones); // [n_pos, 1, H]
+                cs = ggml_reshape_2d(ctx0, cs, n_pos, H);
+                ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, cs))); // [1, n_pos]
                 s = ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n_pos), 1.0f / ((float) n_pos * (float) H));
                 s = ggml_cont(ctx0, ggml_view_1d(ctx0, s, n_patches_, first * sizeof(float)));
                 ggml_set_output(s);

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/hiprune/hiprune-go/bridge"
@@ -47,6 +48,7 @@ type Config struct {
 
 // Pipeline is a loaded model pair.
 type Pipeline struct {
+	bufs   sync.Pool // *bridge.Encoding buffers, reused across images
 	cfg    Config
 	model  *bridge.Model
 	enc    *bridge.Encoder
@@ -154,8 +156,12 @@ func (p *Pipeline) LoadImage(path string) (*Image, error) {
 	return &Image{Name: path, RGB: rgb}, nil
 }
 
-// Pruned is one image after encoding and selection.
+// Pruned is one image after encoding and selection. Release hands its
+// buffers back for the next image; Embd must not be used after it.
 type Pruned struct {
+	enc  *bridge.Encoding
+	pool *sync.Pool
+
 	Kept         []int     // kept token indices, ascending
 	Embd         []float32 // the kept rows, in order, each NEmbd wide
 	NTokens      int       // tokens before pruning
@@ -190,7 +196,8 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if layer == 0 {
 		layer = p.cfg.ObjectLayer
 	}
-	enc, err := p.enc.EncodeAt(f.Pix, f.W, f.H, p.cfg.Threads, layer)
+	dst, _ := p.bufs.Get().(*bridge.Encoding)
+	enc, err := p.enc.EncodeAtInto(dst, f.Pix, f.W, f.H, p.cfg.Threads, layer)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
@@ -213,18 +220,28 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("image %s: select: %w", img.Name, err)
 	}
-	rows := enc.Embd
-	if len(kept) < n {
-		w := enc.ProjDim
-		rows = make([]float32, 0, len(kept)*w)
-		for _, i := range kept {
-			rows = append(rows, enc.Row(i)...)
+	// Compact the kept rows in place: kept is ascending, so row j is only
+	// ever overwritten by a row at or after it.
+	w := enc.ProjDim
+	for j, i := range kept {
+		if i != j {
+			copy(enc.Embd[j*w:(j+1)*w], enc.Row(i))
 		}
 	}
+	rows := enc.Embd[: len(kept)*w : len(kept)*w]
 	return &Pruned{
+		enc: enc, pool: &p.bufs,
 		Kept: kept, Embd: rows, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
 		Preprocess: t1.Sub(t0), Encode: t2.Sub(t1), Select: t4.Sub(t3),
 	}, nil
+}
+
+// Release returns the buffers to the pipeline. Optional; safe to call twice.
+func (pr *Pruned) Release() {
+	if pr.enc != nil && pr.pool != nil {
+		pr.pool.Put(pr.enc)
+	}
+	pr.enc, pr.Embd = nil, nil
 }
 
 func allIndices(n int) []int {

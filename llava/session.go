@@ -186,6 +186,13 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	undo := func() { s.history = s.history[:len(s.history)-1] }
 	// Encode and prune every image first, so the LM sees one prefill.
 	pruned := make([]*Pruned, len(t.Images))
+	defer func() {
+		for _, pr := range pruned {
+			if pr != nil {
+				pr.Release()
+			}
+		}
+	}()
 	for i, img := range t.Images {
 		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
 		if err != nil {

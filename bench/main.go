@@ -1,0 +1,224 @@
+// Command bench measures what HiPrune buys at real model shapes: time to
+// first token, prefill, decode speed and the image's KV-cache memory, for
+// llama.cpp's own multimodal path (mtmd, the baseline a llama.cpp user has
+// today), our pipeline unpruned, and our pipeline keeping N' image tokens.
+// It also times our instrumented vision encoder against llama.cpp's clip.
+//
+//	go run ./bench -model 1b -runs 5 -out bench/results   (make bench)
+//	go run ./bench -model 7b -runs 3 -out bench/results   (make bench MODEL=7b)
+//
+// The model pair is generated on demand (deterministic random weights, see
+// tests/testmodel) into $HIPRUNE_MODELS_DIR. Everything runs in one process
+// and the configurations alternate run by run (with a rotating start), so
+// drift in the machine's speed hits all of them alike; the figures reported
+// are medians over runs. Progress goes to stderr, the table to stdout and
+// the figures as JSON to OUT/<model>.json.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/testmodel"
+)
+
+// defaultQuestion makes the LLaVA-1.5 prompt "USER: <image>\n{q} ASSISTANT:"
+// about 36 text tokens with the generated models' vocabulary.
+const defaultQuestion = "What is in this picture? Describe the shapes, their colours and where they are."
+
+type options struct {
+	model     string
+	runs      int
+	encRuns   int
+	out       string
+	modelsDir string
+	threads   int
+	nCtx      int
+	nBatch    int
+	nPredict  int
+	keeps     []int
+	question  string
+	imgW      int
+	imgH      int
+	seed      uint64
+	verbose   bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.model, "model", "1b", "model preset: "+strings.Join(testmodel.Presets, "|"))
+	fs.IntVar(&o.runs, "runs", 0, "timed runs of each configuration (0 = 3 for 7b, 5 otherwise)")
+	fs.IntVar(&o.encRuns, "enc-runs", 0, "timed runs of each encoder in the encoder comparison (0 = max(5, runs))")
+	fs.StringVar(&o.out, "out", "", "directory for <model>.json (empty: no JSON)")
+	fs.StringVar(&o.modelsDir, "models", "", "where generated models are cached (default $HIPRUNE_MODELS_DIR, else ~/.cache/hiprune-go/models)")
+	fs.IntVar(&o.threads, "threads", 0, "threads for the encoders and the LM (0 = all cores)")
+	fs.IntVar(&o.nCtx, "ctx", 4096, "LM context length (the same for every configuration)")
+	fs.IntVar(&o.nBatch, "batch", 512, "LM batch size")
+	fs.IntVar(&o.nPredict, "n", 16, "tokens generated per run (greedy)")
+	keep := fs.String("keep", "192,128,64", "comma-separated HiPrune budgets N'")
+	fs.StringVar(&o.question, "question", defaultQuestion, "the question asked about the image")
+	fs.IntVar(&o.imgW, "width", 640, "sample image width")
+	fs.IntVar(&o.imgH, "height", 480, "sample image height")
+	fs.Uint64Var(&o.seed, "seed", 1, "sample image seed")
+	fs.BoolVar(&o.verbose, "v", false, "debug logging: llama.cpp's logs and each run's answer")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if _, _, err := testmodel.PresetPair(o.model); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 {
+		return nil, fmt.Errorf("%w: -runs, -enc-runs and -threads must be >= 0, -n, -batch and -ctx >= 1", errUsage)
+	}
+	if o.runs == 0 {
+		o.runs = 5
+		if o.model == "7b" {
+			o.runs = 3
+		}
+	}
+	if o.encRuns == 0 {
+		o.encRuns = max(5, o.runs)
+	}
+	if o.threads == 0 {
+		o.threads = runtime.NumCPU()
+	}
+	for _, f := range strings.Split(*keep, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%w: -keep: %q is not a positive token count", errUsage, f)
+		}
+		o.keeps = append(o.keeps, n)
+	}
+	if o.modelsDir == "" {
+		o.modelsDir = os.Getenv("HIPRUNE_MODELS_DIR")
+	}
+	if o.modelsDir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("no -models and no HIPRUNE_MODELS_DIR: %w", err)
+		}
+		o.modelsDir = filepath.Join(home, ".cache", "hiprune-go", "models")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	bridge.SetVerbose(o.verbose)
+	began := time.Now()
+
+	lmSpec, clipSpec, _ := testmodel.PresetPair(o.model)
+	log.Info("preparing models", "preset", o.model, "dir", o.modelsDir,
+		"lm_params_b", fmt.Sprintf("%.2f", float64(lmSpec.ParamCount())/1e9),
+		"mmproj_params_m", fmt.Sprintf("%.0f", float64(clipSpec.ParamCount())/1e6))
+	t0 := time.Now()
+	lmPath, mmPath, err := testmodel.Ensure(o.modelsDir, o.model, lmSpec, clipSpec)
+	if err != nil {
+		return fmt.Errorf("generating the %s pair: %w", o.model, err)
+	}
+	log.Info("models ready", "lm", lmPath, "mmproj", mmPath, "s", secs(time.Since(t0)))
+
+	rgb, err := imageprep.FromImage(testmodel.SampleImage(o.imgW, o.imgH, o.seed))
+	if err != nil {
+		return fmt.Errorf("sample image: %w", err)
+	}
+
+	b, err := newBench(ctx, o, lmPath, mmPath, rgb, log)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	enc, err := b.encoderComparison(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := b.endToEnd(ctx)
+	if err != nil {
+		return err
+	}
+
+	rep := buildReport(o, b.textTokens, enc, rows)
+	rep.PeakRSSMiB = peakRSSMiB()
+	rep.WallS = time.Since(began).Seconds()
+	rep.print(os.Stdout)
+	if o.out != "" {
+		path, err := rep.write(o.out)
+		if err != nil {
+			return err
+		}
+		log.Info("wrote results", "path", path)
+	}
+	log.Info("done", "wall_s", secs(time.Since(began)))
+	return nil
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// median of xs (the mean of the middle two for an even count); 0 if empty.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+)
+
+// bench holds everything the runs share: one language model, our pipeline
+// (LM + instrumented encoder), llama.cpp's mtmd over the same LM, and one
+// llama.cpp context that every configuration uses in turn, cleared before
+// each run, so n_ctx, n_batch, threads and flash attention are identical.
+type bench struct {
+	o      *options
+	log    *slog.Logger
+	mmPath string
+	pipe   *llava.Pipeline
+	sess   *llava.Session
+	mtmd   *bridge.Mtmd
+	img    *llava.Image
+	rgb8   bridge.RGB8
+	// The same prompt in both spellings of the image marker.
+	ourText, mtmdPrompt string
+	textTokens          int
+}
+
+func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *imageprep.RGB, log *slog.Logger) (*bench, error) {
+	b := &bench{o: o, log: log, mmPath: mmPath}
+	t0 := time.Now()
+	pipe, err := llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads})
+	if err != nil {
+		return nil, fmt.Errorf("opening the pipeline: %w", err)
+	}
+	b.pipe = pipe
+	sess, err := pipe.NewSession(llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, FlashAttn: bridge.FlashAttnAuto, Template: "llava"})
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("creating the LM context: %w", err)
+	}
+	b.sess = sess
+	in := pipe.Encoder().Info()
+	log.Info("pipeline ready", "lm", pipe.Model().Desc(), "image_tokens", in.NPatches, "encoder_blocks", in.NRun,
+		"object_layer", in.ObjectLayer, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
+		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
+
+	b.img = &llava.Image{Name: fmt.Sprintf("sample-%dx%d", rgb.W, rgb.H), RGB: rgb}
+	b.rgb8 = bridge.RGB8{W: rgb.W, H: rgb.H, Pix: rgb.Pix}
+	// Session.Ask with the "llava" template renders "USER: " + text +
+	// " ASSISTANT:"; mtmd gets the identical string with its own marker.
+	b.ourText = llava.ImageMarker + "\n" + o.question
+	b.mtmdPrompt = "USER: " + bridge.MtmdMarker() + "\n" + o.question + " ASSISTANT:"
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.mtmd != nil {
+		b.mtmd.Close()
+	}
+	if b.sess != nil {
+		b.sess.Close()
+	}
+	if b.pipe != nil {
+		b.pipe.Close()
+	}
+}
+
+// encoderResult is the encoder comparison: medians of alternated runs.
+type encoderResult struct {
+	OursMS, LlamaCppMS []float64
+	OthersCPU          []float64 // per timed encode
+}
+
+// noisyShare is the share of the machine's CPU taken by other processes
+// above which a run is flagged as noisy.
+const noisyShare = 0.05
+
+func pct(x float64) string {
+	if x < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%%", 100*x)
+}
+
+// encoderComparison times our encoder (as the pipeline opened it: HiPrune
+// probes at the object and deep layers, CLIP's token order) against
+// llama.cpp's clip on the same preprocessed image and threads, alternating
+// them (and which goes first) run by run. llama.cpp's clip is freed after,
+// before mtmd loads its own copy of the weights.
+func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
+	var res encoderResult
+	clip, err := bridge.OpenClip(b.mmPath, false, -1)
+	if err != nil {
+		return res, fmt.Errorf("opening llama.cpp's clip: %w", err)
+	}
+	defer clip.Close()
+	img, nx, ny, err := clip.Preprocess(b.rgb8.Pix, b.rgb8.W, b.rgb8.H)
+	if err != nil {
+		return res, fmt.Errorf("clip preprocess: %w", err)
+	}
+	enc := b.pipe.Encoder()
+	th := b.o.threads
+	ours := func() error { _, err := enc.Encode(img, nx, ny, th); return err }
+	theirs := func() error { _, err := clip.Encode(img, nx, ny, th); return err }
+	b.log.Info("encoder comparison: warming up")
+	for _, f := range []func() error{ours, theirs} {
+		if err := f(); err != nil {
+			return res, fmt.Errorf("encoder warm-up: %w", err)
+		}
+	}
+	for r := 0; r < b.o.encRuns; r++ {
+		order := []string{"ours", "llamacpp"}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, which := range order {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			runtime.GC()
+			c0 := readCPU()
+			f := ours
+			if which == "llamacpp" {
+				f = theirs
+			}
+			t := time.Now()
+			if err := f(); err != nil {
+				return res, fmt.Errorf("encoder %s: %w", which, err)
+			}
+			d := ms(time.Since(t))
+			res.OthersCPU = append(res.OthersCPU, othersShare(c0, readCPU()))
+			if which == "ours" {
+				res.OursMS = append(res.OursMS, d)
+			} else {
+				res.LlamaCppMS = append(res.LlamaCppMS, d)
+			}
+			b.log.Info("encoder", "run", r+1, "impl", which, "ms", fmt.Sprintf("%.0f", d), "others_cpu", pct(res.OthersCPU[len(res.OthersCPU)-1]))
+		}
+	}
+	return res, nil
+}
+
+// sample is one run of one configuration.
+type sample struct {
+	ImageTokens  int
+	TextTokens   int
+	Preprocess   time.Duration
+	Encode       time.Duration
+	Select       time.Duration
+	Prefill      time.Duration
+	TTFT         time.Duration
+	DecodeTokens int
+	DecodeTPS    float64
+	KVImageBytes int64
+	Answer       string
+	OthersCPU    float64 // share of the machine's CPU other processes took during the run; -1 unknown
+}
+
+type config struct {
+	name string
+	mtmd bool
+	opts llava.Options
+}
+
+func (b *bench) configs() []config {
+	cs := []config{{name: "mtmd", mtmd: true}, {name: "none", opts: llava.Options{Method: llava.MethodNone}}}
+	for _, k := range b.o.keeps {
+		cs = append(cs, config{name: fmt.Sprintf("hiprune-%d", k), opts: llava.Options{Method: llava.MethodHiPrune, Keep: k}})
+	}
+	return cs
+}
+
+func (b *bench) gen() llava.GenOptions {
+	return llava.GenOptions{MaxTokens: b.o.nPredict, Temp: 0, RepeatPenalty: 1}
+}
+
+// endToEnd runs every configuration o.runs times, alternating them.
+func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
+	t0 := time.Now()
+	mt, err := bridge.OpenMtmd(b.mmPath, b.pipe.Model(), b.o.threads, false)
+	if err != nil {
+		return nil, fmt.Errorf("opening mtmd: %w", err)
+	}
+	b.mtmd = mt
+	b.log.Info("mtmd ready (with its warm-up encode)", "s", secs(time.Since(t0)))
+
+	cs := b.configs()
+	// Warm-up, not recorded: the first LM evaluation pages the weights in;
+	// a short pruned run touches the LM, the sampler and our encoder (mtmd
+	// ran its own encoder warm-up when it loaded).
+	b.log.Info("end to end: warming up")
+	t1 := time.Now()
+	w, err := b.runOurs(ctx, llava.Options{Method: llava.MethodHiPrune, Keep: 16})
+	if err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	b.log.Info("warm-up", "config", "hiprune-16", "encode_ms", fmt.Sprintf("%.0f", ms(w.Encode)),
+		"prefill_ms", fmt.Sprintf("%.0f", ms(w.Prefill)), "ttft_ms", fmt.Sprintf("%.0f", ms(w.TTFT)), "wall_s", secs(time.Since(t1)))
+	b.textTokens = w.TextTokens
+	if err := b.checkPrompt(); err != nil {
+		return nil, err
+	}
+	b.log.Info("prompt", "text_tokens", b.textTokens, "n_predict", b.o.nPredict)
+
+	rows := make([]rowSamples, len(cs))
+	for i, c := range cs {
+		rows[i].name = c.name
+	}
+	for r := 0; r < b.o.runs; r++ {
+		for j := range cs {
+			i := (r + j) % len(cs) // rotate which configuration goes first
+			c := cs[i]
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			runtime.GC()
+			t, c0 := time.Now(), readCPU()
+			var s sample
+			var err error
+			if c.mtmd {
+				s, err = b.runMtmd(ctx)
+			} else {
+				s, err = b.runOurs(ctx, c.opts)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("run %d, %s: %w", r+1, c.name, err)
+			}
+			s.OthersCPU = othersShare(c0, readCPU())
+			if s.TextTokens != b.textTokens {
+				b.log.Warn("text token count differs from mtmd's", "config", c.name, "text_tokens", s.TextTokens, "mtmd", b.textTokens)
+			}
+			rows[i].samples = append(rows[i].samples, s)
+			b.log.Info("run", "run", r+1, "config", c.name, "image_tokens", s.ImageTokens,
+				"encode_ms", fmt.Sprintf("%.0f", ms(s.Encode)), "select_ms", fmt.Sprintf("%.3f", ms(s.Select)),
+				"prefill_ms", fmt.Sprintf("%.0f", ms(s.Prefill)), "ttft_ms", fmt.Sprintf("%.0f", ms(s.TTFT)), "decode_tps", fmt.Sprintf("%.2f", s.DecodeTPS),
+				"wall_s", secs(time.Since(t)), "others_cpu", pct(s.OthersCPU))
+			if s.OthersCPU > noisyShare {
+				b.log.Warn("other processes used the CPU during this run; its timings are noisy", "others_cpu", pct(s.OthersCPU))
+			}
+			b.log.Debug("answer", "config", c.name, "text", s.Answer)
+		}
+	}
+	return rows, nil
+}
+
+// checkPrompt makes sure mtmd sees the same text tokens as our pipeline.
+func (b *bench) checkPrompt() error {
+	ch, err := b.mtmd.Tokenize(b.mtmdPrompt, []bridge.RGB8{b.rgb8}, true)
+	if err != nil {
+		return fmt.Errorf("mtmd tokenize: %w", err)
+	}
+	defer ch.Free()
+	n := 0
+	for i := 0; i < ch.Len(); i++ {
+		if !ch.IsImage(i) {
+			n += ch.NTokens(i)
+		}
+	}
+	if n != b.textTokens {
+		return fmt.Errorf("mtmd tokenizes the prompt to %d text tokens, our pipeline to %d: the comparison would not be fair", n, b.textTokens)
+	}
+	return nil
+}
+
+// runOurs is one turn of our pipeline from an empty KV cache.
+func (b *bench) runOurs(ctx context.Context, o llava.Options) (sample, error) {
+	b.sess.Reset()
+	ans, st, err := b.sess.Ask(ctx, llava.Turn{Text: b.ourText, Images: []*llava.Image{b.img}, Prune: o, Gen: b.gen()})
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{
+		ImageTokens: st.ImageTokens, TextTokens: st.TextTokens, Prefill: st.Prefill, TTFT: st.TTFT,
+		DecodeTokens: st.DecodeTokens, DecodeTPS: st.DecodeTPS(), KVImageBytes: st.KVImageBytes, Answer: ans,
+	}
+	for _, im := range st.Images {
+		s.Preprocess += im.Preprocess
+		s.Encode += im.Encode
+		s.Select += im.Select
+	}
+	return s, nil
+}
+
+// runMtmd is one turn of llama.cpp's own path from an empty KV cache:
+// mtmd_tokenize (which preprocesses the image), mtmd's chunk evaluation
+// (clip encode, then the image embeddings and the text through
+// llama_decode), then greedy sampling with the loop Session.Ask uses, so
+// TTFT and decode speed mean the same on both sides.
+func (b *bench) runMtmd(ctx context.Context) (sample, error) {
+	b.sess.Reset()
+	lctx := b.sess.Context()
+	start := time.Now()
+	chunks, err := b.mtmd.Tokenize(b.mtmdPrompt, []bridge.RGB8{b.rgb8}, true)
+	if err != nil {
+		return sample{}, err
+	}
+	defer chunks.Free()
+	tok := time.Since(start)
+	nPast, tm, err := b.mtmd.Eval(lctx, chunks, 0, true)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{
+		ImageTokens: tm.ImageTokens, TextTokens: tm.TextTokens, Preprocess: tok, Encode: tm.Encode, Prefill: tm.Prefill,
+		KVImageBytes: int64(tm.ImageTokens) * lctx.KVBytesPerCell(),
+	}
+	m := b.pipe.Model()
+	smp := bridge.NewSampler(bridge.SamplerParams{Temp: 0, RepeatPenalty: 1})
+	defer smp.Close()
+	var out strings.Builder
+	var firstAt, lastAt time.Time
+	samples := 0
+	for i := 0; i < b.o.nPredict; i++ {
+		if err := ctx.Err(); err != nil {
+			return sample{}, err
+		}
+		t := smp.Sample(lctx)
+		lastAt = time.Now()
+		samples++
+		if i == 0 {
+			firstAt = lastAt
+			s.TTFT = firstAt.Sub(start)
+		}
+		if m.IsEOG(t) {
+			break
+		}
+		s.DecodeTokens++
+		out.Write(m.TokenPiece(t))
+		if nPast >= lctx.NCtx() {
+			break
+		}
+		if err := lctx.DecodeTokens([]int32{t}, nPast, true); err != nil {
+			return sample{}, err
+		}
+		nPast++
+	}
+	// As llava.Stats.DecodeTPS: samples after the first over the time from
+	// the first sample to the last.
+	if d := lastAt.Sub(firstAt); samples > 1 && d > 0 {
+		s.DecodeTPS = float64(samples-1) / d.Seconds()
+	}
+	s.Answer = out.String()
+	return s, nil
+}

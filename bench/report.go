@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// rowSamples are the runs of one configuration.
+type rowSamples struct {
+	name    string
+	samples []sample
+}
+
+// Row is one configuration's medians (JSON field names are the issue's).
+type Row struct {
+	Config       string    `json:"config"`
+	ImageTokens  int       `json:"image_tokens"`
+	TextTokens   int       `json:"text_tokens"`
+	PreprocessMS float64   `json:"preprocess_ms"`
+	EncodeMS     float64   `json:"encode_ms"`
+	SelectMS     float64   `json:"select_ms"`
+	PrefillMS    float64   `json:"prefill_ms"`
+	TTFTMS       float64   `json:"ttft_ms"`
+	DecodeTPS    float64   `json:"decode_tps"`
+	DecodeTokens int       `json:"decode_tokens"`
+	KVImageMiB   float64   `json:"kv_image_mib"`
+	TTFTRatio    float64   `json:"ttft_ratio_vs_mtmd"`
+	TTFTRunsMS   []float64 `json:"ttft_runs_ms"` // every run, in order, to judge the noise
+	OthersCPU    []float64 `json:"others_cpu_runs"`
+}
+
+// Floor is the issue's lower bound on a pruned run's TTFT: llama.cpp's
+// encode time plus our prefill of N' image tokens and the text.
+type Floor struct {
+	Config     string  `json:"config"`
+	Keep       int     `json:"keep"`
+	FloorMS    float64 `json:"floor_ms"`
+	FloorRatio float64 `json:"floor_ratio_vs_mtmd"` // floor / mtmd's TTFT
+	TTFTMS     float64 `json:"ttft_ms"`
+	TTFTRatio  float64 `json:"ttft_ratio_vs_floor"` // our TTFT / floor
+}
+
+// Target is one of the issue's acceptance targets.
+type Target struct {
+	Name   string `json:"name"`
+	Detail string `json:"detail"`
+	OK     bool   `json:"ok"`
+}
+
+// Report is what bench prints and writes.
+type Report struct {
+	Model      string  `json:"model"`
+	CPU        string  `json:"cpu"`
+	Threads    int     `json:"threads"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Rows       []Row   `json:"rows"`
+
+	EncoderOursMS     float64   `json:"encoder_ours_ms"`
+	EncoderLlamaCppMS float64   `json:"encoder_llamacpp_ms"`
+	EncoderRatio      float64   `json:"encoder_ratio"`
+	EncoderOursRunsMS []float64 `json:"encoder_ours_runs_ms"`
+	EncoderLCPPRunsMS []float64 `json:"encoder_llamacpp_runs_ms"`
+
+	Floors  []Floor  `json:"floors"`
+	Targets []Target `json:"targets"`
+
+	Runs       int     `json:"runs"`
+	EncRuns    int     `json:"encoder_runs"`
+	NCtx       int     `json:"n_ctx"`
+	NBatch     int     `json:"n_batch"`
+	NPredict   int     `json:"n_predict"`
+	TextTokens int     `json:"text_tokens"`
+	Image      string  `json:"image"`
+	GOARCH     string  `json:"goarch"`
+	WallS      float64 `json:"wall_s"`
+	// OthersCPUMax is the largest share of the machine's CPU that other
+	// processes took during any timed run: above a few percent, llama.cpp's
+	// spinning barriers make the figures unreliable.
+	OthersCPUMax float64 `json:"others_cpu_max"`
+}
+
+const mib = 1 << 20
+
+func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples) *Report {
+	rep := &Report{
+		Model: o.model, CPU: cpuName(), Threads: o.threads,
+		EncoderOursMS: median(enc.OursMS), EncoderLlamaCppMS: median(enc.LlamaCppMS),
+		EncoderOursRunsMS: enc.OursMS, EncoderLCPPRunsMS: enc.LlamaCppMS,
+		Runs: o.runs, EncRuns: o.encRuns, NCtx: o.nCtx, NBatch: o.nBatch, NPredict: o.nPredict,
+		TextTokens: textTokens, Image: fmt.Sprintf("testmodel.SampleImage(%d, %d, %d)", o.imgW, o.imgH, o.seed),
+		GOARCH: runtime.GOARCH,
+	}
+	for _, x := range enc.OthersCPU {
+		rep.OthersCPUMax = max(rep.OthersCPUMax, x)
+	}
+	for _, rs := range rows {
+		for _, s := range rs.samples {
+			rep.OthersCPUMax = max(rep.OthersCPUMax, s.OthersCPU)
+		}
+	}
+	if rep.EncoderLlamaCppMS > 0 {
+		rep.EncoderRatio = rep.EncoderOursMS / rep.EncoderLlamaCppMS
+	}
+	for _, rs := range rows {
+		rep.Rows = append(rep.Rows, medianRow(rs))
+	}
+	var base *Row
+	for i := range rep.Rows {
+		if rep.Rows[i].Config == "mtmd" {
+			base = &rep.Rows[i]
+		}
+	}
+	if base != nil && base.TTFTMS > 0 {
+		for i := range rep.Rows {
+			rep.Rows[i].TTFTRatio = rep.Rows[i].TTFTMS / base.TTFTMS
+		}
+	}
+	rep.Floors, rep.Targets = evaluate(rep.Rows, o.keeps)
+	return rep
+}
+
+func medianRow(rs rowSamples) Row {
+	col := func(f func(s sample) float64) float64 {
+		xs := make([]float64, len(rs.samples))
+		for i, s := range rs.samples {
+			xs[i] = f(s)
+		}
+		return median(xs)
+	}
+	r := Row{Config: rs.name}
+	if len(rs.samples) == 0 {
+		return r
+	}
+	// Token counts do not vary between runs (greedy decoding, fixed
+	// image); report the first run's, the median of the rest.
+	r.ImageTokens = rs.samples[0].ImageTokens
+	r.TextTokens = rs.samples[0].TextTokens
+	r.DecodeTokens = rs.samples[0].DecodeTokens
+	r.PreprocessMS = col(func(s sample) float64 { return ms(s.Preprocess) })
+	r.EncodeMS = col(func(s sample) float64 { return ms(s.Encode) })
+	r.SelectMS = col(func(s sample) float64 { return ms(s.Select) })
+	r.PrefillMS = col(func(s sample) float64 { return ms(s.Prefill) })
+	r.TTFTMS = col(func(s sample) float64 { return ms(s.TTFT) })
+	r.DecodeTPS = col(func(s sample) float64 { return s.DecodeTPS })
+	r.KVImageMiB = col(func(s sample) float64 { return float64(s.KVImageBytes) / mib })
+	for _, s := range rs.samples {
+		r.TTFTRunsMS = append(r.TTFTRunsMS, round1(ms(s.TTFT)))
+		r.OthersCPU = append(r.OthersCPU, math.Round(s.OthersCPU*1000)/1000)
+	}
+	return r
+}
+
+func round1(x float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 1, 64), 64)
+	return v
+}
+
+// evaluate computes the floors and checks the issue's targets:
+// (a) unpruned TTFT within 5% of mtmd's; (b) each pruned TTFT within 5% of
+// its floor; (c) selection under 1 ms; (d) the image's KV memory N'/576 of
+// mtmd's, within 2%.
+func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
+	byName := map[string]Row{}
+	for _, r := range rows {
+		byName[r.Config] = r
+	}
+	base, ok := byName["mtmd"]
+	if !ok || base.TTFTMS <= 0 {
+		return nil, nil
+	}
+	var floors []Floor
+	var targets []Target
+	if none, ok := byName["none"]; ok {
+		ratio := none.TTFTMS / base.TTFTMS
+		targets = append(targets, Target{
+			Name:   "(a) none ttft within 5% of mtmd",
+			Detail: fmt.Sprintf("%.0f ms vs %.0f ms: x%.3f", none.TTFTMS, base.TTFTMS, ratio),
+			OK:     ratio <= 1.05,
+		})
+	}
+	for _, k := range keeps {
+		name := fmt.Sprintf("hiprune-%d", k)
+		r, ok := byName[name]
+		if !ok {
+			continue
+		}
+		f := Floor{Config: name, Keep: k, FloorMS: base.EncodeMS + r.PrefillMS, TTFTMS: r.TTFTMS}
+		f.FloorRatio = f.FloorMS / base.TTFTMS
+		if f.FloorMS > 0 {
+			f.TTFTRatio = r.TTFTMS / f.FloorMS
+		}
+		floors = append(floors, f)
+		targets = append(targets, Target{
+			Name:   fmt.Sprintf("(b) %s ttft within 5%% of floor", name),
+			Detail: fmt.Sprintf("%.0f ms vs floor %.0f ms: x%.3f", r.TTFTMS, f.FloorMS, f.TTFTRatio),
+			OK:     f.TTFTRatio <= 1.05,
+		})
+		targets = append(targets, Target{
+			Name:   fmt.Sprintf("(c) %s select under 1 ms", name),
+			Detail: fmt.Sprintf("%.3f ms", r.SelectMS),
+			OK:     r.SelectMS < 1,
+		})
+		if base.KVImageMiB > 0 && base.ImageTokens > 0 {
+			want := float64(k) / float64(base.ImageTokens)
+			got := r.KVImageMiB / base.KVImageMiB
+			targets = append(targets, Target{
+				Name:   fmt.Sprintf("(d) %s kv proportional to N'", name),
+				Detail: fmt.Sprintf("%.2f MiB = %.4f of mtmd's, want %d/%d = %.4f", r.KVImageMiB, got, k, base.ImageTokens, want),
+				OK:     got >= want*0.98 && got <= want*1.02,
+			})
+		}
+	}
+	return floors, targets
+}
+
+func (rep *Report) print(w io.Writer) {
+	fmt.Fprintf(w, "\nmodel %s on %s, %d threads, n_ctx %d, n_batch %d, %d text tokens, %d runs each (medians), peak RSS %.0f MiB\n\n",
+		rep.Model, rep.CPU, rep.Threads, rep.NCtx, rep.NBatch, rep.TextTokens, rep.Runs, rep.PeakRSSMiB)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\timage tok\tpreproc ms\tencode ms\tselect ms\tprefill ms\tttft ms\tdecode tok/s\tkv MiB\tttft vs mtmd\t")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t%.2f\t%.3f\t\n", r.Config, r.ImageTokens, r.PreprocessMS,
+			r.EncodeMS, r.SelectMS, r.PrefillMS, r.TTFTMS, r.DecodeTPS, r.KVImageMiB, r.TTFTRatio)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nencoder (%d alternated runs each): ours %.0f ms, llama.cpp clip %.0f ms, ratio %.3f (target <= 1.05: %s)\n",
+		rep.EncRuns, rep.EncoderOursMS, rep.EncoderLlamaCppMS, rep.EncoderRatio, okStr(rep.EncoderRatio <= 1.05))
+	if len(rep.Floors) > 0 {
+		fmt.Fprintln(w, "\nfloor = mtmd encode + our prefill of N' image tokens and the text:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "config\tfloor ms\tfloor vs mtmd ttft\tttft ms\tttft vs floor\t")
+		for _, f := range rep.Floors {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.3f\t\n", f.Config, f.FloorMS, f.FloorRatio, f.TTFTMS, f.TTFTRatio)
+		}
+		tw.Flush()
+	}
+	if rep.OthersCPUMax > noisyShare {
+		fmt.Fprintf(w, "\nWARNING: other processes took up to %s of the machine's CPU during timed runs; the figures are noisy.\n",
+			pct(rep.OthersCPUMax))
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets:")
+		for _, t := range rep.Targets {
+			fmt.Fprintf(w, "  %-4s %s: %s\n", okStr(t.OK), t.Name, t.Detail)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func okStr(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISS"
+}
+
+// write stores the report as dir/<model>.json.
+func (rep *Report) write(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results: %w", err)
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("results: %w", err)
+	}
+	path := filepath.Join(dir, rep.Model+".json")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return "", fmt.Errorf("results: %w", err)
+	}
+	return path, nil
+}
+
+// cpuName is the first "model name" of /proc/cpuinfo (GOARCH elsewhere).
+func cpuName() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// peakRSSMiB is the process's peak resident set (VmHWM), 0 if unknown.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseFloat(f[0], 64)
+				if err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	return 0
+}
