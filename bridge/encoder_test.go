@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/internal/gguf"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/refvit"
@@ -326,4 +327,34 @@ func mutations(t *testing.T, mm string) []mutation {
 		m("image not a multiple of patch", fixture.Edit{Set: map[string]any{"clip.vision.patch_size": uint32(15)}},
 			bridge.ErrFormat, "not a multiple of clip.vision.patch_size 15"),
 	}
+}
+
+// A language model file llama.cpp would abort or choke on is refused first.
+func TestLoadModelChecksFileFirst(t *testing.T) {
+	lm, _ := fixture.Pair(t, "tiny")
+	dir := t.TempDir()
+	f, err := gguf.Open(lm)
+	require.NoError(t, err)
+	kv, ok := f.Get("tokenizer.ggml.tokens")
+	f.Close()
+	require.True(t, ok)
+	toks := append([]string(nil), kv.Value.([]string)...)
+	toks[300] = toks[299]
+	dup := fixture.Mutate(t, lm, dir, "dup.gguf", fixture.Edit{Set: map[string]any{"tokenizer.ggml.tokens": toks}})
+	_, err = bridge.LoadModel(dup, bridge.ModelParams{})
+	require.ErrorIs(t, err, bridge.ErrFormat)
+	assert.Contains(t, err.Error(), "appears twice (tokens 299 and 300)")
+
+	b, err := os.ReadFile(lm)
+	require.NoError(t, err)
+	cut := filepath.Join(dir, "cut.gguf")
+	require.NoError(t, os.WriteFile(cut, b[:len(b)/2], 0o644))
+	_, err = bridge.LoadModel(cut, bridge.ModelParams{})
+	require.ErrorIs(t, err, bridge.ErrFormat)
+	assert.Contains(t, err.Error(), "beyond the file size")
+
+	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Equal(t, 64, m.NEmbd())
 }

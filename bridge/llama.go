@@ -32,6 +32,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/hiprune/hiprune-go/internal/gguf"
 )
 
 // ModelParams configure LoadModel.
@@ -63,10 +65,35 @@ func checkGGUF(path, what string) error {
 	return nil
 }
 
+// checkModelFile reads the GGUF header in Go first: a truncated file or a
+// vocabulary with a repeated piece makes llama.cpp log and fail or abort
+// the whole process, so those are refused here with a message naming them.
+func checkModelFile(path string) error {
+	if err := checkGGUF(path, "model"); err != nil {
+		return err
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return fmt.Errorf("model: %s: %v: %w", path, err, ErrFormat)
+	}
+	defer f.Close()
+	if kv, ok := f.Get("tokenizer.ggml.tokens"); ok {
+		toks, _ := kv.Value.([]string)
+		seen := make(map[string]int, len(toks))
+		for i, t := range toks {
+			if j, dup := seen[t]; dup {
+				return fmt.Errorf("model: %s: vocabulary piece %q appears twice (tokens %d and %d): %w", path, t, j, i, ErrFormat)
+			}
+			seen[t] = i
+		}
+	}
+	return nil
+}
+
 // LoadModel loads a GGUF language model.
 func LoadModel(path string, p ModelParams) (*Model, error) {
 	Init()
-	if err := checkGGUF(path, "model"); err != nil {
+	if err := checkModelFile(path); err != nil {
 		return nil, err
 	}
 	mp := C.llama_model_default_params()
