@@ -439,6 +439,6 @@ func printTimings(w io.Writer, po llava.Options, st *llava.Stats) {
 		enc += is.Encode + is.Preprocess
 		sel += is.Select
 	}
-	fmt.Fprintf(w, "timings: prune=%s image_tokens=%d->%d encode=%s select=%s prefill=%s ttft=%s decode=%.1f tok/s (%d tokens) kv_cells=%d text_tokens=%d stop=%s\n",
-		method, before, after, ms(enc), ms(sel), ms(st.Prefill), ms(st.TTFT), st.DecodeTPS(), st.DecodeTokens, st.KVCells, st.TextTokens, st.StopReason)
+	fmt.Fprintf(w, "timings: prune=%s image_tokens=%d->%d encode=%s select=%.3f ms prefill=%s ttft=%s decode=%.1f tok/s (%d tokens) kv_cells=%d text_tokens=%d stop=%s\n",
+		method, before, after, ms(enc), float64(sel.Nanoseconds())/1e6, ms(st.Prefill), ms(st.TTFT), st.DecodeTPS(), st.DecodeTokens, st.KVCells, st.TextTokens, st.StopReason)
 }
