@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -317,4 +318,40 @@ func TestPipelineErrors(t *testing.T) {
 		require.True(t, errors.Is(err, context.Canceled), "%v", err)
 		assert.Equal(t, 2, n, "generation stops at the next token")
 	})
+}
+
+// Sessions sharing one pipeline can be used from several goroutines at
+// once; each gets the answer it would get alone.
+func TestConcurrentSessions(t *testing.T) {
+	p := open(t, bridge.LayoutCLSFirst)
+	imgs := []*llava.Image{image(t, p, 11), image(t, p, 12), image(t, p, 13)}
+	keeps := []int{16, 64, 576}
+	want := make([]string, len(imgs))
+	for i := range imgs {
+		s := session(t, p)
+		ans, _, err := s.Ask(context.Background(), llava.Turn{Text: question, Images: imgs[i : i+1], Prune: llava.Options{Keep: keeps[i], ObjectLayer: 3 + i}, Gen: greedy})
+		require.NoError(t, err)
+		want[i] = ans
+	}
+	got := make([]string, len(imgs))
+	errs := make([]error, len(imgs))
+	var wg sync.WaitGroup
+	for i := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := p.NewSession(llava.SessionConfig{NCtx: 2048, Template: "llava"})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			got[i], _, errs[i] = s.Ask(context.Background(), llava.Turn{Text: question, Images: imgs[i : i+1], Prune: llava.Options{Keep: keeps[i], ObjectLayer: 3 + i}, Gen: greedy})
+		}()
+	}
+	wg.Wait()
+	for i := range imgs {
+		require.NoError(t, errs[i])
+		assert.Equal(t, want[i], got[i], "session %d", i)
+	}
 }

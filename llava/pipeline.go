@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/hiprune"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
@@ -44,11 +46,17 @@ type Config struct {
 	ImageLimits imageprep.Limits
 	// Logger receives progress; nil discards.
 	Logger *slog.Logger
+	// Parallel bounds how many encodes and LM evaluations of this
+	// pipeline's sessions run at once (0 = 1). Each already uses every
+	// thread it is given, so on a CPU more only makes them thrash; sessions
+	// still interleave, token by token.
+	Parallel int
 }
 
 // Pipeline is a loaded model pair.
 type Pipeline struct {
 	bufs   sync.Pool // *bridge.Encoding buffers, reused across images
+	sem    *semaphore.Weighted
 	cfg    Config
 	model  *bridge.Model
 	enc    *bridge.Encoder
@@ -90,7 +98,10 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, log: log}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 1
+	}
+	p := &Pipeline{cfg: cfg, log: log, sem: semaphore.NewWeighted(int64(cfg.Parallel))}
 	t0 := time.Now()
 	m, err := bridge.LoadModel(cfg.Model, bridge.ModelParams{GPULayers: cfg.GPULayers})
 	if err != nil {
@@ -191,13 +202,19 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
-	t1 := time.Now()
+	pre := time.Since(t0)
+	var t1 time.Time // set once the compute slot is ours
 	layer := o.ObjectLayer
 	if layer == 0 {
 		layer = p.cfg.ObjectLayer
 	}
 	dst, _ := p.bufs.Get().(*bridge.Encoding)
-	enc, err := p.enc.EncodeAtInto(dst, f.Pix, f.W, f.H, p.cfg.Threads, layer)
+	var enc *bridge.Encoding
+	err = p.compute(ctx, func() (err error) {
+		t1 = time.Now()
+		enc, err = p.enc.EncodeAtInto(dst, f.Pix, f.W, f.H, p.cfg.Threads, layer)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
@@ -232,7 +249,7 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	return &Pruned{
 		enc: enc, pool: &p.bufs,
 		Kept: kept, Embd: rows, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
-		Preprocess: t1.Sub(t0), Encode: t2.Sub(t1), Select: t4.Sub(t3),
+		Preprocess: pre, Encode: t2.Sub(t1), Select: t4.Sub(t3),
 	}, nil
 }
 
@@ -242,6 +259,16 @@ func (pr *Pruned) Release() {
 		pr.pool.Put(pr.enc)
 	}
 	pr.enc, pr.Embd = nil, nil
+}
+
+// compute runs f once the pipeline's compute slot is free (see
+// Config.Parallel), or returns ctx's error while waiting.
+func (p *Pipeline) compute(ctx context.Context, f func() error) error {
+	if err := p.sem.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer p.sem.Release(1)
+	return f()
 }
 
 func allIndices(n int) []int {

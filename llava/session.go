@@ -312,7 +312,9 @@ func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) e
 					return err
 				}
 				k := min(nb, n-off)
-				if err := s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && off+k == n); err != nil {
+				if err := s.p.compute(ctx, func() error {
+					return s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && off+k == n)
+				}); err != nil {
 					return fmt.Errorf("image: %w", err)
 				}
 				s.nPast += k
@@ -330,7 +332,9 @@ func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) e
 				return err
 			}
 			k := min(nb, len(toks)-off)
-			if err := s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && off+k == len(toks)); err != nil {
+			if err := s.p.compute(ctx, func() error {
+				return s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && off+k == len(toks))
+			}); err != nil {
 				return fmt.Errorf("prompt: %w", err)
 			}
 			s.nPast += k
@@ -396,7 +400,7 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 			// Keep the end-of-turn token in the cache so the next turn's
 			// template text follows a complete assistant message.
 			if s.nPast < s.lctx.NCtx() {
-				if err := s.lctx.DecodeTokens([]int32{tok}, s.nPast, false); err == nil {
+				if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, false) }); err == nil {
 					s.nPast++
 				}
 			}
@@ -410,7 +414,7 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 			st.StopReason = "context"
 			break
 		}
-		if err := s.lctx.DecodeTokens([]int32{tok}, s.nPast, true); err != nil {
+		if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, true) }); err != nil {
 			if errors.Is(err, bridge.ErrContextFull) {
 				st.StopReason = "context"
 				break
