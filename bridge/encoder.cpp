@@ -88,6 +88,17 @@ void build_graph(hp_encoder & e) {
     e.out = e.fam->build(e.ctx0, e.gf, e.opts);
 }
 
+// resolve_object_layer applies the ABI's rule: 0 means layer 9 (CLIP-L's
+// object layer), or the deep layer when the encoder runs fewer blocks.
+int resolve_object_layer(const std::string & path, int requested, int n_run) {
+    const int obj = requested > 0 ? requested : std::min(9, n_run);
+    if (requested < 0 || obj > n_run) {
+        throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
+                                               path.c_str(), requested, n_run, n_run));
+    }
+    return obj;
+}
+
 void alloc_graph(hp_encoder & e) {
     ggml_backend_sched_reset(e.sched);
     if (!ggml_backend_sched_alloc_graph(e.sched, e.gf)) {
@@ -109,18 +120,13 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam = hp::make_family(*e->file);
 
         const int n_run = e->fam->n_run();
-        const int obj = pr.object_layer > 0 ? pr.object_layer : std::min(9, n_run);
-        if (pr.object_layer < 0 || obj > n_run) {
-            throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
-                                                   path, pr.object_layer, n_run, n_run));
-        }
+        const int obj = resolve_object_layer(path, pr.object_layer, n_run);
         if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
         }
         e->opts.object_block = obj - 1;
         e->opts.layout = pr.layout;
         e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;
-        e->info.object_layer = obj;
 
         // Backends: a GPU (or integrated GPU) device when asked and one is
         // registered, with the CPU as the fallback for unsupported ops.
@@ -131,7 +137,6 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
             if (!e->backend) e->backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU, nullptr);
         }
         if (!e->backend) e->backend = e->backend_cpu;
-        snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
 
         // Weights: declared from the file after shape checks, then loaded.
         const size_t n_tensors = 16 + (size_t) n_run * 16;
@@ -160,7 +165,8 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         if (!e->sched) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
 
         // Flash attention where the device supports it, as llama.cpp's clip
-        // does on "auto"; the probed layers always use the explicit softmax.
+        // does on "auto"; the probed layers add an explicit softmax for
+        // their scores only.
         e->opts.flash_attn = pr.flash_attn != 0;
         build_graph(*e);
         if (pr.flash_attn < 0) {
@@ -189,12 +195,7 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info) {
 int hp_encoder_set_object_layer(hp_encoder * e, int object_layer, char * err, size_t errlen) {
     return guarded(err, errlen, [&] {
         if (!e) throw hp::error(HP_ERR_ARG, "hp_encoder_set_object_layer: NULL encoder");
-        const int n_run = e->fam->n_run();
-        const int obj = object_layer > 0 ? object_layer : std::min(9, n_run);
-        if (object_layer < 0 || obj > n_run) {
-            throw hp::error(HP_ERR_ARG, hp::strfmt("object layer %d is out of range: the encoder runs %d blocks (1..%d)",
-                                                   object_layer, n_run, n_run));
-        }
+        const int obj = resolve_object_layer(e->file->path(), object_layer, e->fam->n_run());
         if (obj - 1 == e->opts.object_block) return;
         const int prev = e->opts.object_block;
         e->opts.object_block = obj - 1;

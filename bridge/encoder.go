@@ -195,16 +195,12 @@ func (e *Encoder) setObjectLayerLocked(layer int) error {
 	return nil
 }
 
-// EncodeAt is Encode with the object layer probed for this image (0 = the
-// default); the graph is rebuilt under the encoder's lock when the layer
-// changes, so sessions sharing the encoder cannot race on it.
-func (e *Encoder) EncodeAt(img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
-	return e.encode(nil, img, nx, ny, threads, objectLayer, true)
-}
-
-// EncodeAtInto is EncodeAt writing into dst's buffers (reallocated only
-// when too small); dst may be nil. Reusing buffers spares the page faults
-// of a fresh multi-megabyte allocation per image.
+// EncodeAtInto is Encode with the object layer probed for this image (0 =
+// the default), writing into dst's buffers (reallocated only when too
+// small; dst may be nil: reuse spares the page faults of a fresh
+// multi-megabyte allocation per image). The graph is rebuilt under the
+// encoder's lock when the layer changes, so sessions sharing the encoder
+// cannot race on it.
 func (e *Encoder) EncodeAtInto(dst *Encoding, img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
 	return e.encode(dst, img, nx, ny, threads, objectLayer, true)
 }
@@ -225,13 +221,23 @@ func grow(b []float32, n int) []float32 {
 
 func (e *Encoder) encode(dst *Encoding, img []float32, nx, ny, threads, objectLayer int, setLayer bool) (*Encoding, error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return nil, fmt.Errorf("encode: encoder is closed: %w", ErrArg)
+	}
 	in := e.info
-	e.mu.Unlock()
 	if nx != in.ImageSize || ny != in.ImageSize {
 		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", nx, ny, in.ImageSize, in.ImageSize, ErrArg)
 	}
 	if len(img) != nx*ny*3 {
 		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img), nx*ny*3, ErrArg)
+	}
+	// The C side resolves the default layer and does nothing when it is
+	// already the probed one.
+	if setLayer {
+		if err := e.setObjectLayerLocked(objectLayer); err != nil {
+			return nil, err
+		}
 	}
 	out := dst
 	if out == nil {
@@ -241,22 +247,6 @@ func (e *Encoder) encode(dst *Encoding, img []float32, nx, ny, threads, objectLa
 	out.Object = grow(out.Object, in.NPatches)
 	out.Deep = grow(out.Deep, in.NPatches)
 	out.GridW, out.GridH, out.ProjDim = in.GridW, in.GridH, in.ProjDim
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.c == nil {
-		return nil, fmt.Errorf("encode: encoder is closed: %w", ErrArg)
-	}
-	if setLayer {
-		want := objectLayer
-		if want == 0 {
-			want = min(9, e.info.NRun)
-		}
-		if want != e.info.ObjectLayer {
-			if err := e.setObjectLayerLocked(want); err != nil {
-				return nil, err
-			}
-		}
-	}
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
 	// The C side copies img before computing and writes the outputs once;

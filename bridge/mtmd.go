@@ -156,11 +156,11 @@ func (x *Mtmd) Eval(ctx *Context, ch *MtmdChunks, nPast int, logitsLast bool) (i
 		last := logitsLast && i == n-1
 		// The helpers add to *new_n_past rather than set it.
 		next := C.llama_pos(nPast)
+		k := ch.NTokens(i)
+		if err := ctx.checkRoom(nPast, k); err != nil {
+			return nPast, t, fmt.Errorf("mtmd: %w", err)
+		}
 		if ch.IsImage(i) {
-			k := ch.NTokens(i)
-			if nPast+k > ctx.NCtx() {
-				return nPast, t, fmt.Errorf("mtmd: %d image tokens at position %d exceed the %d-token context: %w", k, nPast, ctx.NCtx(), ErrContextFull)
-			}
 			t0 := time.Now()
 			if rc := C.mtmd_encode_chunk(x.c, chunk); rc != 0 {
 				return nPast, t, fmt.Errorf("mtmd: encode failed (code %d): %w", int(rc), ErrBackend)
@@ -175,10 +175,6 @@ func (x *Mtmd) Eval(ctx *Context, ch *MtmdChunks, nPast int, logitsLast bool) (i
 			t.Prefill += time.Since(t1)
 			t.ImageTokens += k
 		} else {
-			k := ch.NTokens(i)
-			if nPast+k > ctx.NCtx() {
-				return nPast, t, fmt.Errorf("mtmd: %d text tokens at position %d exceed the %d-token context: %w", k, nPast, ctx.NCtx(), ErrContextFull)
-			}
 			t0 := time.Now()
 			if rc := C.mtmd_helper_eval_chunk_single(x.c, ctx.c, chunk, C.llama_pos(nPast), 0,
 				C.int32_t(ctx.NBatch()), C.bool(last), &next); rc != 0 {

@@ -82,11 +82,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Model == "" {
+		return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
+	}
 	for _, f := range []struct{ what, path string }{{"model", cfg.Model}, {"mmproj", cfg.MMProj}} {
 		if f.path == "" {
-			if f.what == "model" {
-				return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
-			}
 			continue
 		}
 		if st, err := os.Stat(f.path); err != nil {
@@ -264,6 +264,10 @@ func (pr *Pruned) Release() {
 // compute runs f once the pipeline's compute slot is free (see
 // Config.Parallel), or returns ctx's error while waiting.
 func (p *Pipeline) compute(ctx context.Context, f func() error) error {
+	// Acquire may succeed on a done context when a slot is free.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := p.sem.Acquire(ctx, 1); err != nil {
 		return err
 	}

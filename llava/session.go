@@ -36,7 +36,6 @@ type Session struct {
 	nPast    int
 	history  []bridge.ChatMessage
 	template string // "" means the LLaVA-1.5 format
-	turns    int
 	// rendered is the text form of everything in the KV cache (images as
 	// ImageMarker), so a template's rendering of the whole conversation can
 	// be cut to what is new, whatever ended the previous answer.
@@ -85,7 +84,6 @@ func (s *Session) Reset() {
 	s.lctx.ClearKV()
 	s.nPast = 0
 	s.history = nil
-	s.turns = 0
 	s.rendered = ""
 	s.lastEOG = false
 }
@@ -240,14 +238,13 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 func (s *Session) Generate(ctx context.Context, t Turn, st *Stats) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	answer, err := s.generate(ctx, t, st, st.start)
+	answer, err := s.generate(ctx, t, st)
 	s.history = append(s.history, bridge.ChatMessage{Role: "assistant", Content: answer})
 	s.rendered += answer
 	s.lastEOG = st.StopReason == "eog"
 	if s.lastEOG {
 		s.rendered += st.eogText
 	}
-	s.turns++
 	st.KVCells = s.lctx.KVCells()
 	return answer, err
 }
@@ -271,7 +268,7 @@ func placeImages(text string, n int) (string, error) {
 func (s *Session) formatTurn(content string) (add, rendered string, err error) {
 	if s.template == "" {
 		add = "USER: " + content + " ASSISTANT:"
-		if s.turns > 0 && !s.lastEOG {
+		if s.rendered != "" && !s.lastEOG {
 			// LLaVA-1.5 closes each answer with the EOS token.
 			add = s.p.model.TokenText(s.p.model.EOS()) + add
 		}
@@ -300,24 +297,16 @@ func (s *Session) formatTurn(content string) (add, rendered string, err error) {
 
 func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) error {
 	m := s.p.model
-	nb := s.lctx.NBatch()
 	for i, sg := range segs {
 		last := i == len(segs)-1
 		if sg.image != nil {
-			rows := sg.image.Embd
 			w := m.NEmbd()
+			rows := sg.image.Embd
 			n := len(rows) / w
-			for off := 0; off < n; off += nb {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				k := min(nb, n-off)
-				if err := s.p.compute(ctx, func() error {
-					return s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && off+k == n)
-				}); err != nil {
-					return fmt.Errorf("image: %w", err)
-				}
-				s.nPast += k
+			if err := s.decodeBatches(ctx, n, func(off, k int, logits bool) error {
+				return s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits)
+			}); err != nil {
+				return fmt.Errorf("image: %w", err)
 			}
 			st.ImageTokens += n
 			continue
@@ -327,24 +316,32 @@ func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) e
 		if err != nil {
 			return err
 		}
-		for off := 0; off < len(toks); off += nb {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			k := min(nb, len(toks)-off)
-			if err := s.p.compute(ctx, func() error {
-				return s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && off+k == len(toks))
-			}); err != nil {
-				return fmt.Errorf("prompt: %w", err)
-			}
-			s.nPast += k
+		if err := s.decodeBatches(ctx, len(toks), func(off, k int, logits bool) error {
+			return s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && logits)
+		}); err != nil {
+			return fmt.Errorf("prompt: %w", err)
 		}
 		st.TextTokens += len(toks)
 	}
 	return nil
 }
 
-func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Time) (string, error) {
+// decodeBatches evaluates n inputs in context-batch-sized pieces, each
+// taking the pipeline's compute slot, advancing nPast; logits is set for the
+// piece that holds the last input.
+func (s *Session) decodeBatches(ctx context.Context, n int, decode func(off, k int, logits bool) error) error {
+	nb := s.lctx.NBatch()
+	for off := 0; off < n; off += nb {
+		k := min(nb, n-off)
+		if err := s.p.compute(ctx, func() error { return decode(off, k, off+k == n) }); err != nil {
+			return err
+		}
+		s.nPast += k
+	}
+	return nil
+}
+
+func (s *Session) generate(ctx context.Context, t Turn, st *Stats) (string, error) {
 	m := s.p.model
 	smp := bridge.NewSampler(bridge.SamplerParams{
 		Temp: t.Gen.Temp, TopK: t.Gen.TopK, TopP: t.Gen.TopP, MinP: t.Gen.MinP,
@@ -392,17 +389,16 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats, start time.Ti
 		st.samples++
 		if i == 0 {
 			firstAt = lastAt
-			st.TTFT = firstAt.Sub(start)
+			st.TTFT = firstAt.Sub(st.start)
 		}
 		if m.IsEOG(tok) {
 			st.StopReason = "eog"
 			st.eogText = m.TokenText(tok)
 			// Keep the end-of-turn token in the cache so the next turn's
-			// template text follows a complete assistant message.
-			if s.nPast < s.lctx.NCtx() {
-				if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, false) }); err == nil {
-					s.nPast++
-				}
+			// template text follows a complete assistant message (a full
+			// context just leaves it out).
+			if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, false) }); err == nil {
+				s.nPast++
 			}
 			break
 		}
