@@ -30,11 +30,17 @@ enum {
     HP_ERR_BACKEND = 5, // ggml backend failure (allocation, compute)
 };
 
-// Token order inside the encoder graph. LLaVA/HF CLIP puts the class token
-// first. The llama.cpp revision pinned by ollama v0.17.4 appends it last
-// while still feeding positions and output rows as if it came first
-// (llama.cpp issue 25814), so its image tokens are shifted by one patch.
-// HP_LAYOUT_LLAMACPP reproduces that exactly, for parity with llama.cpp.
+// Token order and depth of the encoder graph. LLaVA/HF CLIP puts the class
+// token first, and LLaVA-1.5 feeds the projector with hidden_states[-2]; the
+// default layout does both, running every block up to the layer LLaVA
+// selects (all stored blocks of a file without clip.vision.feature_layer,
+// blocks 1..L for feature_layer [L]; the rule and the converter facts behind
+// it are in family_llava.cpp, blocks_to_run). The llama.cpp revision pinned
+// by ollama v0.17.4 appends the class token last while still feeding
+// positions and output rows as if it came first (llama.cpp issue 25814), so
+// its image tokens are shifted by one patch, and runs block_count - 1 blocks
+// of a file without feature_layer (one short, issue 25817).
+// HP_LAYOUT_LLAMACPP reproduces both exactly, for parity with llama.cpp.
 enum {
     HP_LAYOUT_CLS_FIRST = 0,
     HP_LAYOUT_LLAMACPP  = 1,
@@ -59,8 +65,9 @@ typedef struct hp_encoder_info {
     int n_embd;         // ViT width
     int n_head;
     int n_ff;
-    int n_block;        // blocks stored in the file
-    int n_run;          // blocks actually run (the deep layer is the last of them)
+    int n_block;        // blocks stored in the file (clip.vision.block_count)
+    int n_run;          // blocks run, which depends on the layout (see above); the
+                        // deep layer is the last of them and the features its output
     int object_layer;   // 1-based, as resolved
     int proj_dim;       // width of the projected embeddings (the LM's n_embd)
     int has_cls;

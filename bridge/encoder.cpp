@@ -116,14 +116,14 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         if (!path || !out) throw hp::error(HP_ERR_ARG, "hp_encoder_open: NULL argument");
         hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4};
         auto e = std::make_unique<hp_encoder>();
-        e->file = std::make_unique<hp::gguf_file>(path);
-        e->fam = hp::make_family(*e->file);
-
-        const int n_run = e->fam->n_run();
-        const int obj = resolve_object_layer(path, pr.object_layer, n_run);
         if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
         }
+        e->file = std::make_unique<hp::gguf_file>(path);
+        e->fam = hp::make_family(*e->file, pr.layout);
+
+        const int n_run = e->fam->n_run();
+        const int obj = resolve_object_layer(path, pr.object_layer, n_run);
         e->opts.object_block = obj - 1;
         e->opts.layout = pr.layout;
         e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;

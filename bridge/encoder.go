@@ -13,15 +13,19 @@ import (
 	"unsafe"
 )
 
-// Layout is the token order inside the encoder graph; see bridge.h.
+// Layout is the token order and depth of the encoder graph; see bridge.h.
 type Layout int
 
 const (
-	// LayoutCLSFirst is CLIP's own order (class token first), what LLaVA
+	// LayoutCLSFirst is CLIP's own order (class token first) and the depth
+	// LLaVA selects (HF's hidden_states[-2] of the original CLIP: every
+	// stored block of a file without clip.vision.feature_layer), what LLaVA
 	// was trained with. The default.
 	LayoutCLSFirst Layout = C.HP_LAYOUT_CLS_FIRST
 	// LayoutLlamaCpp reproduces the pinned llama.cpp's clip exactly,
-	// including its shifted patch positions (llama.cpp issue 25814).
+	// including its shifted patch positions (llama.cpp issue 25814) and its
+	// depth, one block short on files without clip.vision.feature_layer
+	// (issue 25817).
 	LayoutLlamaCpp Layout = C.HP_LAYOUT_LLAMACPP
 )
 
@@ -46,7 +50,7 @@ const (
 
 // EncoderParams configure OpenEncoder. The zero value is usable.
 type EncoderParams struct {
-	ObjectLayer int    // 1-based block probed for object attention; 0 = 9
+	ObjectLayer int    // 1-based block probed for object attention; 0 = min(9, NRun)
 	Layout      Layout // token order; zero = LayoutCLSFirst
 	FlashAttn   FlashMode
 	UseGPU      bool // run on a ggml GPU device when one is registered
@@ -65,7 +69,7 @@ type EncoderInfo struct {
 	NHead        int
 	NFF          int
 	NBlock       int // blocks in the file
-	NRun         int // blocks run; the deep layer is block NRun (1-based)
+	NRun         int // blocks run (depends on the Layout); the deep layer is block NRun (1-based)
 	ObjectLayer  int
 	ProjDim      int
 	HasCLS       bool

@@ -42,10 +42,13 @@ public:
     // "positions" and "patches" and set by set_inputs.
     virtual graph_out build(ggml_context * ctx0, ggml_cgraph * gf, const graph_opts & o) const = 0;
     virtual void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts & o) const = 0;
+    // n_run is the number of blocks run; the deep layer is the last of them.
     virtual int n_run() const = 0;
     virtual size_t max_nodes() const = 0;
 };
 
-std::unique_ptr<vision_family> make_family(const gguf_file & f);
+// make_family picks the family of the file's projector; the layout
+// (HP_LAYOUT_*) decides the token order and, for some files, the depth.
+std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout);
 
 } // namespace hp

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/refvit"
+	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
 // relErr is max|a-b| over the tensor divided by max|b|: the error relative
@@ -75,98 +77,216 @@ func TestEncoderMatchesLlamaCppClip(t *testing.T) {
 	}
 }
 
-// The attention scores and the embeddings against a plain Go forward pass
-// that materialises every attention matrix, in both token layouts. The
-// reference in llama.cpp's layout is itself checked against llama.cpp's
-// clip, so the CLS-first path is tied to llama.cpp's arithmetic too.
+// clipFile is an mmproj as one of llama.cpp's converters writes it for a
+// LLaVA whose original (unconverted) CLIP had origBlocks blocks and whose
+// config selects hidden_states[selectLayer].
+type clipFile struct {
+	name         string
+	path         string
+	origBlocks   int
+	selectLayer  int // HF hidden_states index (negative: from the end)
+	blockCount   int // clip.vision.block_count
+	featureLayer int // clip.vision.feature_layer, 0 = no key
+}
+
+// referenceFiles writes the kinds of LLaVA mmproj files the converters
+// produce (see family_llava.cpp), all with the tiny model's weights and SiLU.
 //
 // The tiny model is switched to SiLU here: ggml computes GELU and quick GELU
 // through float16 lookup tables, so a float32 hidden value on the other side
 // of an f16 rounding boundary than the float64 reference's moves by an f16
 // ulp and the checked difference would be that table's, not the scores'.
-func TestEncoderMatchesReferenceForward(t *testing.T) {
+func referenceFiles(t *testing.T) []clipFile {
+	dir := t.TempDir()
+	silu := fixture.Edit{Set: map[string]any{"clip.use_silu": true}}
 	_, tiny := fixture.Pair(t, "tiny")
-	mm := fixture.Mutate(t, tiny, t.TempDir(), "tiny-silu.gguf", fixture.Edit{Set: map[string]any{"clip.use_silu": true}})
-	ref, err := refvit.Load(mm)
-	require.NoError(t, err)
-	clip, err := bridge.OpenClip(mm, false, -1)
-	require.NoError(t, err)
-	defer clip.Close()
-	img, nx, ny := preprocessed(t, clip, 400, 300, 7)
+	c := testmodel.TinyClip()
+	// legacy converter without a select layer in the config (every 2023-era
+	// file): layers.pop(-1) keeps 12 of a 13-block CLIP, no feature_layer
+	legacy := fixture.Mutate(t, tiny, dir, "legacy.gguf", silu)
+	// current legacy converter, config mm_vision_select_layer -2 on the same
+	// 13-block CLIP: feature_layer [13 + (-2) + 1] = [12], layers[:12]
+	spec := c
+	spec.FeatureLayer = 12
+	keyed := filepath.Join(dir, "keyed-src.gguf")
+	require.NoError(t, testmodel.WriteMMProj(keyed, spec))
+	keyed = fixture.Mutate(t, keyed, dir, "keyed.gguf", silu)
+	// a file no converter writes: feature_layer [10] under 12 stored blocks
+	// (hidden_states[10] is still the output of block 10)
+	edit := fixture.Edit{Set: map[string]any{"clip.use_silu": true, "clip.vision.feature_layer": []int32{10}}}
+	short := fixture.Mutate(t, tiny, dir, "short.gguf", edit)
+	return []clipFile{
+		{"legacy, no feature_layer", legacy, 13, refvit.LLaVA15SelectLayer, c.NLayer, 0},
+		{"feature_layer [12]", keyed, 13, refvit.LLaVA15SelectLayer, c.NLayer, 12},
+		{"feature_layer [10] of 12 blocks", short, 13, 10, c.NLayer, 10},
+	}
+}
 
-	for _, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
-		t.Run(layout.String(), func(t *testing.T) {
-			for _, fa := range []bridge.FlashMode{bridge.FlashOff, bridge.FlashAuto} {
-				enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: layout, Threads: 2, FlashAttn: fa})
+// llamaCppDepth is what the pinned llama.cpp's llava graph runs
+// (tools/mtmd/models/llava.cpp): the deepest feature layer when the key is
+// set, else n_layer - 1. The reference in this depth is checked against
+// llama.cpp's clip below.
+func llamaCppDepth(f clipFile) int {
+	if f.featureLayer > 0 {
+		return f.featureLayer
+	}
+	return f.blockCount - 1
+}
+
+// The attention scores and the embeddings against a plain Go forward pass
+// that materialises every attention matrix, in both token layouts, on every
+// kind of converted file. The reference's depth comes from Hugging Face's
+// indexing of the original model (hidden_states[-2] for LLaVA-1.5) in the
+// default layout, and from llama.cpp's graph in llama.cpp's; the reference
+// in llama.cpp's layout is itself checked against llama.cpp's clip, so the
+// CLS-first path is tied to llama.cpp's arithmetic too.
+func TestEncoderMatchesReferenceForward(t *testing.T) {
+	files := referenceFiles(t)
+	for _, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			ref, err := refvit.Load(f.path)
+			require.NoError(t, err)
+			clip, err := bridge.OpenClip(f.path, false, -1)
+			require.NoError(t, err)
+			defer clip.Close()
+			img, nx, ny := preprocessed(t, clip, 400, 300, 7)
+			hfDepth, err := refvit.HiddenState(f.selectLayer, f.origBlocks)
+			require.NoError(t, err)
+			depth := map[bridge.Layout]int{bridge.LayoutCLSFirst: hfDepth, bridge.LayoutLlamaCpp: llamaCppDepth(f)}
+			refs := map[bridge.Layout]*refvit.Output{}
+
+			for _, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
+				want, err := ref.Forward(img, refvit.Layout(layout), 9, depth[layout])
+				require.NoError(t, err)
+				refs[layout] = want
+				for _, fa := range []bridge.FlashMode{bridge.FlashOff, bridge.FlashAuto} {
+					enc, err := bridge.OpenEncoder(f.path, bridge.EncoderParams{Layout: layout, Threads: 2, FlashAttn: fa})
+					require.NoError(t, err)
+					in := enc.Info()
+					require.Equal(t, 9, in.ObjectLayer)
+					require.Equal(t, f.blockCount, in.NBlock)
+					require.Equal(t, depth[layout], in.NRun, "%s: blocks run", layout)
+					got, err := enc.Encode(img, nx, ny, 2)
+					enc.Close()
+					require.NoError(t, err)
+
+					for _, sc := range []struct {
+						name string
+						got  []float32
+						want []float64
+					}{{"object", got.Object, want.Object}, {"deep", got.Deep, want.Deep}} {
+						require.Len(t, sc.got, 576)
+						worst := 0.0
+						for i := range sc.got {
+							r := math.Abs(float64(sc.got[i])-sc.want[i]) / math.Abs(sc.want[i])
+							worst = math.Max(worst, r)
+						}
+						t.Logf("%s flash=%v: %s scores max rel err %.2e", layout, in.FlashAttn, sc.name, worst)
+						// With flash attention every earlier layer sees K and V
+						// rounded to f16 (as in llama.cpp's clip), which the f64
+						// reference does not mimic; the score arithmetic itself is
+						// checked at full precision with it off.
+						tol := 1e-4
+						if in.FlashAttn {
+							tol = 2e-2
+						}
+						assert.LessOrEqual(t, worst, tol, "%s scores", sc.name)
+					}
+					e := relErr(t, got.Embd, flatten(want.Embd))
+					t.Logf("%s flash=%v: embeddings max rel err vs reference %.2e", layout, in.FlashAttn, e)
+					if in.FlashAttn {
+						assert.LessOrEqual(t, e, 2e-2)
+					} else {
+						assert.LessOrEqual(t, e, 1e-3)
+					}
+				}
+			}
+
+			// The reference in llama.cpp's layout and depth reproduces
+			// llama.cpp's clip (run without flash attention, the reference's
+			// arithmetic).
+			clipNoFA, err := bridge.OpenClip(f.path, false, 0)
+			require.NoError(t, err)
+			defer clipNoFA.Close()
+			want, err := clipNoFA.Encode(img, nx, ny, 2)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, relErr(t, flatten(refs[bridge.LayoutLlamaCpp].Embd), want), 1e-3, "reference vs llama.cpp clip")
+			// And the two layouts really differ (llama.cpp issue 25814).
+			c, r := refs[bridge.LayoutCLSFirst], refs[bridge.LayoutLlamaCpp]
+			assert.Greater(t, math.Abs(c.Embd[0][0]-r.Embd[0][0])+math.Abs(c.Embd[100][3]-r.Embd[100][3]), 1e-4)
+		})
+	}
+}
+
+func flatten(rows [][]float64) []float32 {
+	out := make([]float32, 0, len(rows)*len(rows[0]))
+	for _, r := range rows {
+		for _, v := range r {
+			out = append(out, float32(v))
+		}
+	}
+	return out
+}
+
+// The depth each layout runs, on files as the converters write them for
+// CLIP-L (23 stored blocks) and on short stacks: without feature_layer the
+// default layout runs every stored block and llama.cpp's one fewer; with
+// feature_layer [L] both run L. The deep layer is the last block run (probing
+// it as the object layer gives the deep scores), and every block up to it
+// can be the object layer.
+func TestEncoderDepth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, nLayer, featureLayer int) string {
+		c := testmodel.TinyClip()
+		c.NLayer, c.FeatureLayer = nLayer, featureLayer
+		p := filepath.Join(dir, name)
+		require.NoError(t, testmodel.WriteMMProj(p, c))
+		return p
+	}
+	cases := []struct {
+		name             string
+		path             string
+		nBlock           int
+		clsFirst, llama  int
+		defaultObjLayers [2]int
+	}{
+		{"CLIP-L legacy, 23 blocks, no key", write("l23.gguf", 23, 0), 23, 23, 22, [2]int{9, 9}},
+		{"CLIP-L, feature_layer [23]", write("k23.gguf", 23, 23), 23, 23, 23, [2]int{9, 9}},
+		{"2 blocks, no key", write("l2.gguf", 2, 0), 2, 2, 1, [2]int{2, 1}},
+		{"4 blocks, feature_layer [3]", write("k3.gguf", 4, 3), 4, 3, 3, [2]int{3, 3}},
+	}
+	rgb := fixture.Image(t, 336, 336, 5)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
+				want := []int{tc.clsFirst, tc.llama}[i]
+				enc, err := bridge.OpenEncoder(tc.path, bridge.EncoderParams{Layout: layout, Threads: 2})
 				require.NoError(t, err)
 				in := enc.Info()
-				require.Equal(t, 9, in.ObjectLayer)
-				require.Equal(t, 11, in.NRun)
-				got, err := enc.Encode(img, nx, ny, 2)
+				assert.Equal(t, tc.nBlock, in.NBlock)
+				assert.Equal(t, want, in.NRun, "%s: blocks run", layout)
+				assert.Equal(t, tc.defaultObjLayers[i], in.ObjectLayer, "%s: default object layer min(9, depth)", layout)
+				f, err := imageprep.Preprocess(rgb, imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
+				require.NoError(t, err)
+				b, err := enc.EncodeAtInto(nil, f.Pix, f.W, f.H, 0, want)
+				require.NoError(t, err)
+				assert.Equal(t, b.Deep, b.Object, "%s: object layer %d is the deep layer", layout, want)
+				if layout == bridge.LayoutCLSFirst {
+					a, err := enc.EncodeAtInto(nil, f.Pix, f.W, f.H, 0, 1)
+					require.NoError(t, err)
+					assert.Equal(t, a.Deep, b.Deep, "the deep layer does not move with the object layer")
+					assert.Equal(t, a.Embd, b.Embd)
+					if want > 1 {
+						assert.NotEqual(t, a.Object, b.Object)
+					}
+				}
+				err = enc.SetObjectLayer(want + 1)
+				require.ErrorIs(t, err, bridge.ErrArg)
+				assert.Contains(t, err.Error(), fmt.Sprintf("the encoder runs %d blocks (1..%d)", want, want))
 				enc.Close()
-				require.NoError(t, err)
-
-				want, err := ref.Forward(img, refvit.Layout(layout), 9)
-				require.NoError(t, err)
-				for _, sc := range []struct {
-					name string
-					got  []float32
-					want []float64
-				}{{"object", got.Object, want.Object}, {"deep", got.Deep, want.Deep}} {
-					require.Len(t, sc.got, 576)
-					worst := 0.0
-					for i := range sc.got {
-						r := math.Abs(float64(sc.got[i])-sc.want[i]) / math.Abs(sc.want[i])
-						worst = math.Max(worst, r)
-					}
-					t.Logf("%s flash=%v: %s scores max rel err %.2e", layout, in.FlashAttn, sc.name, worst)
-					// With flash attention every earlier layer sees K and V
-					// rounded to f16 (as in llama.cpp's clip), which the f64
-					// reference does not mimic; the score arithmetic itself is
-					// checked at full precision with it off.
-					tol := 1e-4
-					if in.FlashAttn {
-						tol = 2e-2
-					}
-					assert.LessOrEqual(t, worst, tol, "%s scores", sc.name)
-				}
-				flat := make([]float32, 0, len(want.Embd)*in.ProjDim)
-				for _, r := range want.Embd {
-					for _, v := range r {
-						flat = append(flat, float32(v))
-					}
-				}
-				e := relErr(t, got.Embd, flat)
-				t.Logf("%s flash=%v: embeddings max rel err vs reference %.2e", layout, in.FlashAttn, e)
-				if in.FlashAttn {
-					assert.LessOrEqual(t, e, 2e-2)
-				} else {
-					assert.LessOrEqual(t, e, 1e-3)
-				}
 			}
 		})
 	}
-
-	// The reference in llama.cpp's layout reproduces llama.cpp's clip (run
-	// without flash attention, the reference's arithmetic).
-	clipNoFA, err := bridge.OpenClip(mm, false, 0)
-	require.NoError(t, err)
-	defer clipNoFA.Close()
-	want, err := clipNoFA.Encode(img, nx, ny, 2)
-	require.NoError(t, err)
-	r, err := ref.Forward(img, refvit.LlamaCpp, 9)
-	require.NoError(t, err)
-	flat := make([]float32, 0, len(want))
-	for _, row := range r.Embd {
-		for _, v := range row {
-			flat = append(flat, float32(v))
-		}
-	}
-	assert.LessOrEqual(t, relErr(t, flat, want), 1e-3, "reference vs llama.cpp clip")
-	// And the two layouts really differ (llama.cpp issue 25814).
-	c, err := ref.Forward(img, refvit.CLSFirst, 9)
-	require.NoError(t, err)
-	assert.Greater(t, math.Abs(c.Embd[0][0]-r.Embd[0][0])+math.Abs(c.Embd[100][3]-r.Embd[100][3]), 1e-4)
 }
 
 // The scores are the column means of the attention, CLS column dropped:
@@ -208,9 +328,9 @@ func TestEncoderScoresAreAttentionMass(t *testing.T) {
 	assert.NotEqual(t, a.Object, c.Object)
 	assert.Equal(t, a.Deep, c.Deep)
 	assert.Equal(t, a.Embd, c.Embd)
-	err = enc.SetObjectLayer(12)
+	err = enc.SetObjectLayer(13)
 	require.ErrorIs(t, err, bridge.ErrArg)
-	assert.Contains(t, err.Error(), "object layer 12")
+	assert.Contains(t, err.Error(), "object layer 13")
 	assert.Equal(t, 3, enc.Info().ObjectLayer, "a failed change leaves the encoder as it was")
 }
 
@@ -253,10 +373,13 @@ func TestEncoderErrors(t *testing.T) {
 	dir := t.TempDir()
 
 	t.Run("object layer past the depth", func(t *testing.T) {
-		_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{ObjectLayer: 12})
+		_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{ObjectLayer: 13})
 		require.ErrorIs(t, err, bridge.ErrArg)
-		assert.Contains(t, err.Error(), "object layer 12 is out of range")
-		assert.Contains(t, err.Error(), "11 blocks")
+		assert.Contains(t, err.Error(), "object layer 13 is out of range")
+		assert.Contains(t, err.Error(), "12 blocks")
+		_, err = bridge.OpenEncoder(mm, bridge.EncoderParams{ObjectLayer: 12, Layout: bridge.LayoutLlamaCpp})
+		require.ErrorIs(t, err, bridge.ErrArg)
+		assert.Contains(t, err.Error(), "11 blocks", "llama.cpp's graph runs one block fewer")
 	})
 	t.Run("missing file", func(t *testing.T) {
 		_, err := bridge.OpenEncoder(filepath.Join(dir, "nope.gguf"), bridge.EncoderParams{})
@@ -326,6 +449,16 @@ func mutations(t *testing.T, mm string) []mutation {
 			"no vision encoder"),
 		m("image not a multiple of patch", fixture.Edit{Set: map[string]any{"clip.vision.patch_size": uint32(15)}},
 			bridge.ErrFormat, "not a multiple of clip.vision.patch_size 15"),
+		m("multi-layer features", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{3, 7, 12}}},
+			bridge.ErrUnsup, "clip.vision.feature_layer = [3, 7, 12] concatenates the features of several layers"),
+		m("feature layer 0", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{0}}},
+			bridge.ErrFormat, "clip.vision.feature_layer 0 is outside 1..12"),
+		m("feature layer past the stored blocks", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{13}}},
+			bridge.ErrFormat, "clip.vision.feature_layer 13 is outside 1..12"),
+		m("negative feature layer", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{-2}}},
+			bridge.ErrFormat, "clip.vision.feature_layer -2 is outside 1..12"),
+		m("feature layer not int32", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []float32{12}}},
+			bridge.ErrFormat, "clip.vision.feature_layer is not an array of int32"),
 	}
 }
 

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
+#include <string>
 
 namespace hp {
 
@@ -23,9 +25,72 @@ bool is_matmul_type(ggml_type t) {
     return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || ggml_is_quantized(t);
 }
 
+// blocks_to_run is the one place that decides how deep the encoder goes: the
+// projector reads the output of the last block run, and HiPrune's deep layer
+// is that block's attention.
+//
+// What LLaVA-1.5 was trained on: HF CLIPVisionModel's hidden_states[-2]
+// (mm_vision_select_layer = -2), where hidden_states[0] is the embeddings and
+// hidden_states[i] the output of block i (1-based), so CLIP-L's 24 blocks give
+// 25 entries and [-2] is the output of block 23.
+//
+// How llama.cpp's converters store that (read in ggml-org/llama.cpp):
+//  - projector type "mlp" files come only from the legacy converter,
+//    tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py (2023-24:
+//    examples/llava/convert-image-encoder-to-gguf.py). convert_hf_to_gguf.py
+//    writes no "mlp" (gguf-py's VisionProjectorType has none, and its
+//    LlavaVisionModel raises "Unsupported model type" for anything but
+//    Pixtral), and its MmprojModel would store the whole tower
+//    (block_count = num_hidden_layers) with general.type = "mmproj".
+//  - The legacy converter keeps the blocks up to the selected layer and
+//    nothing after. With no select layer in the config it runs
+//      block_count = v_hparams["num_hidden_layers"] - 1 if has_llava_projector ...
+//      model.vision_model.encoder.layers.pop(-1)
+//    and writes no clip.vision.feature_layer (all 2023-era files: 23 of 24
+//    blocks, general.description "image encoder for LLaVA"). When the
+//    config has vision_feature_layer / mm_vision_select_layer it writes
+//      to_non_negative = ... num_hidden_layers + layer_idx + 1
+//      block_count = max(feature_layers);  layers[:max(feature_layers)]
+//      fout.add_array("clip.vision.feature_layer", feature_layers)
+//    i.e. non-negative HF hidden_states indices (its docstring: "[<emb
+//    input>, <output of enc block 0>, ...]"), int32: -2 on CLIP-L is [23].
+// So the layer LLaVA selects is the output of block L for a single feature
+// layer L, and of the last stored block when the key is absent.
+//
+// The pinned llama.cpp (tools/mtmd/models/llava.cpp) runs
+// max_feature_layer = the deepest feature layer when the key is set, else
+// n_layer - 1: right for files with the key, one block short for files
+// without it (llama.cpp issue 25817). HP_LAYOUT_LLAMACPP reproduces that.
+int blocks_to_run(const gguf_file & f, int n_block, int layout) {
+    const std::vector<int32_t> fl = f.get_arr_i32("clip.vision.feature_layer");
+    const std::set<int32_t> layers(fl.begin(), fl.end());
+    if (layers.size() > 1) {
+        std::string list;
+        for (int32_t l : fl) list += (list.empty() ? "" : ", ") + std::to_string(l);
+        throw error(HP_ERR_UNSUP, strfmt("%s: clip.vision.feature_layer = [%s] concatenates the features of several layers "
+                                         "(e.g. Granite Vision); only a single feature layer is supported",
+                                         f.path().c_str(), list.c_str()));
+    }
+    if (layers.size() == 1) {
+        const int l = *layers.begin();
+        if (l < 1 || l > n_block) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.feature_layer %d is outside 1..%d (hidden-state index: "
+                                              "0 is the embeddings, i the output of block i; block_count is %d)",
+                                              f.path().c_str(), l, n_block, n_block));
+        }
+        return l;
+    }
+    const int n = layout == HP_LAYOUT_LLAMACPP ? n_block - 1 : n_block;
+    if (n < 1) {
+        throw error(HP_ERR_UNSUP, strfmt("%s: clip.vision.block_count %d: llama.cpp's llava graph would run no block",
+                                         f.path().c_str(), n_block));
+    }
+    return n;
+}
+
 class llava_mlp final : public vision_family {
 public:
-    explicit llava_mlp(const gguf_file & f) : path_(f.path()) {
+    llava_mlp(const gguf_file & f, int layout) : path_(f.path()) {
         image_size_ = (int) f.get_u32("clip.vision.image_size");
         patch_size_ = (int) f.get_u32("clip.vision.patch_size");
         n_embd_ = (int) f.get_u32("clip.vision.embedding_length");
@@ -53,10 +118,6 @@ public:
                 throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_std[%d] = %g is not usable", path_.c_str(), i, std_[i]));
             }
         }
-        if (f.has("clip.vision.feature_layer")) {
-            throw error(HP_ERR_UNSUP, strfmt("%s: clip.vision.feature_layer (multi-layer features, e.g. Granite) is not supported",
-                                             path_.c_str()));
-        }
         if (image_size_ <= 0 || patch_size_ <= 0 || image_size_ % patch_size_ != 0) {
             throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_size %d is not a multiple of clip.vision.patch_size %d",
                                               path_.c_str(), image_size_, patch_size_));
@@ -65,17 +126,14 @@ public:
             throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.embedding_length %d is not divisible by attention.head_count %d",
                                               path_.c_str(), n_embd_, n_head_));
         }
-        if (n_block_ < 2) {
-            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.block_count %d: LLaVA needs at least 2 blocks",
-                                              path_.c_str(), n_block_));
+        if (n_block_ < 1) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.block_count is 0", path_.c_str()));
         }
         if (n_ff_ <= 0 || !(eps_ > 0.0f)) {
             throw error(HP_ERR_FORMAT, strfmt("%s: bad feed_forward_length %d or layer_norm_epsilon %g",
                                               path_.c_str(), n_ff_, eps_));
         }
-        // LLaVA feeds the projector from the penultimate block; llama.cpp
-        // runs n_block - 1 blocks for the "mlp" projector.
-        n_run_ = n_block_ - 1;
+        n_run_ = blocks_to_run(f, n_block_, layout);
         grid_ = image_size_ / patch_size_;
         n_patches_ = grid_ * grid_;
     }
@@ -371,7 +429,7 @@ private:
 
 } // namespace
 
-std::unique_ptr<vision_family> make_family(const gguf_file & f) {
+std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
     if (!f.get_bool("clip.has_vision_encoder", false)) {
         throw error(HP_ERR_UNSUP, strfmt("%s: clip.has_vision_encoder is not true (no vision encoder)", f.path().c_str()));
     }
@@ -379,7 +437,7 @@ std::unique_ptr<vision_family> make_family(const gguf_file & f) {
     if (proj.empty()) proj = f.get_str("clip.vision.projector_type", "");
     if (proj.empty()) proj = "mlp"; // llama.cpp's default for old LLaVA files
     if (proj == "mlp") {
-        return std::make_unique<llava_mlp>(f);
+        return std::make_unique<llava_mlp>(f, layout);
     }
     throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp)", f.path().c_str(),
                                      proj.c_str()));

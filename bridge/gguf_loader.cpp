@@ -140,6 +140,31 @@ std::vector<float> gguf_file::get_arr_f32(const char * key) const {
     return std::vector<float>(p, p + n);
 }
 
+std::vector<int32_t> gguf_file::get_arr_i32(const char * key) const {
+    const int64_t id = gguf_find_key(gguf_, key);
+    if (id < 0) return {};
+    const bool arr = gguf_get_kv_type(gguf_, id) == GGUF_TYPE_ARRAY;
+    const gguf_type t = arr ? gguf_get_arr_type(gguf_, id) : GGUF_TYPE_COUNT;
+    if (t != GGUF_TYPE_INT32 && t != GGUF_TYPE_UINT32) {
+        throw error(HP_ERR_FORMAT, strfmt("%s: key %s is not an array of int32", path_.c_str(), key));
+    }
+    const size_t n = gguf_get_arr_n(gguf_, id);
+    std::vector<int32_t> out(n);
+    if (t == GGUF_TYPE_INT32) {
+        const int32_t * p = (const int32_t *) gguf_get_arr_data(gguf_, id);
+        out.assign(p, p + n);
+    } else {
+        const uint32_t * p = (const uint32_t *) gguf_get_arr_data(gguf_, id);
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] > (uint32_t) INT32_MAX) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: key %s[%zu] = %u is out of range", path_.c_str(), key, i, p[i]));
+            }
+            out[i] = (int32_t) p[i];
+        }
+    }
+    return out;
+}
+
 ggml_tensor * gguf_file::tensor(const std::string & name) const {
     return ggml_get_tensor(meta_, name.c_str());
 }

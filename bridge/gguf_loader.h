@@ -37,6 +37,9 @@ public:
     bool get_bool(const char * key, bool def) const;
     std::string get_str(const char * key, const std::string & def) const;
     std::vector<float> get_arr_f32(const char * key) const;
+    // get_arr_i32 reads an array of int32 (or uint32 values that fit);
+    // empty when the key is missing.
+    std::vector<int32_t> get_arr_i32(const char * key) const;
 
     // tensor returns the named tensor's metadata (no data) or nullptr.
     ggml_tensor * tensor(const std::string & name) const;

@@ -11,7 +11,11 @@
 //   - anchors: the tokens that receive the most attention at the object
 //     layer, so that the salient objects survive pruning;
 //   - buffers: the four grid neighbours of every anchor, so that an object is
-//     kept with its spatial surroundings rather than as isolated points;
+//     kept with its spatial surroundings rather than as isolated points
+//     (true 4-neighbours inside the W x H grid, the paper's spatial
+//     adjacency: the authors' code instead adds index -1, +1, -W and +W
+//     clamped to [0, N-1], which wraps across row ends and adds token 0 or
+//     N-1 for anchors on the first or last row, so masks can differ there);
 //   - registers: the tokens that receive the most attention at the deep
 //     layer, which summarise the rest of the image.
 //

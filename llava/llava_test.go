@@ -285,7 +285,7 @@ func TestPipelineErrors(t *testing.T) {
 	t.Run("bad options", func(t *testing.T) {
 		p := open(t, bridge.LayoutCLSFirst)
 		img := image(t, p, 1)
-		for _, o := range []llava.Options{{Keep: -1}, {KeepRatio: 1.5}, {Keep: 3, KeepRatio: 0.5}, {Alpha: 2}, {ObjectLayer: 12}, {Method: "bogus"}} {
+		for _, o := range []llava.Options{{Keep: -1}, {KeepRatio: 1.5}, {Keep: 3, KeepRatio: 0.5}, {Alpha: 2}, {ObjectLayer: 13}, {Method: "bogus"}} {
 			_, err := p.PrepareImage(ctx, img, o)
 			require.ErrorIs(t, err, llava.ErrOptions, "%+v", o)
 		}

@@ -369,7 +369,7 @@ func TestBadInput(t *testing.T) {
 		{"keep-ratio 1.5", []string{"-m", e.lm, "--keep-ratio", "1.5", "-p", "hi"}, 2, []string{"--keep-ratio 1.5"}},
 		{"keep and keep-ratio", []string{"-m", e.lm, "--keep", "5", "--keep-ratio", "0.5", "-p", "hi"}, 2, []string{"exclusive"}},
 		{"prune bogus", []string{"-m", e.lm, "--prune", "bogus", "-p", "hi"}, 2, []string{`"bogus"`}},
-		{"object layer past the depth", withImage(e.img, "--object-layer", "99"), 1, []string{"99", "11"}},
+		{"object layer past the depth", withImage(e.img, "--object-layer", "99"), 1, []string{"99", "12"}},
 		{"alpha 2", []string{"-m", e.lm, "--alpha", "2", "-p", "hi"}, 2, []string{"--alpha 2"}},
 		{"unknown flag", []string{"-m", e.lm, "--bogus", "-p", "hi"}, 2, []string{"-bogus"}},
 		{"missing -m", []string{"-p", "hi"}, 2, []string{"-m"}},

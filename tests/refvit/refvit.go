@@ -7,6 +7,11 @@
 // It computes in float64 and mirrors the few places where ggml's CPU kernels
 // round on purpose (the GELU lookup tables go through float16), so the
 // remaining differences are float32 accumulation only.
+//
+// Its depth is not read from the file: the caller names the hidden state
+// the projector reads, with Hugging Face's indexing of the original
+// (unconverted) vision tower (see HiddenState), so the reference does not
+// share the encoder's rule for mapping a converted file to a depth.
 package refvit
 
 import (
@@ -33,11 +38,32 @@ type block struct {
 	upw, upb, downw, downb         []float64
 }
 
-// Model holds an mmproj's weights as float64.
+// LLaVA15SelectLayer is LLaVA-1.5's mm_vision_select_layer: the projector
+// reads hidden_states[-2] of the CLIP vision tower.
+const LLaVA15SelectLayer = -2
+
+// HiddenState resolves index i into Hugging Face's hidden_states of a vision
+// tower with nBlocks blocks, the way transformers builds it: nBlocks+1
+// entries, hidden_states[0] the embeddings (after pre-LN) and
+// hidden_states[k] the output of block k (1-based); a negative i counts from
+// the end as Python does (-1 is the last block's output). The result is the
+// number of blocks that produce that hidden state.
+func HiddenState(i, nBlocks int) (int, error) {
+	k := i
+	if i < 0 {
+		k = nBlocks + 1 + i
+	}
+	if k < 0 || k > nBlocks {
+		return 0, fmt.Errorf("refvit: hidden_states[%d] does not exist for %d blocks", i, nBlocks)
+	}
+	return k, nil
+}
+
+// Model holds an mmproj's weights as float64 (every stored block).
 type Model struct {
-	ImageSize, Patch, E, H, FF, NBlock, NRun, Proj, Hidden int
-	Eps                                                    float64
-	Act                                                    string // gelu, gelu_quick, silu
+	ImageSize, Patch, E, H, FF, NBlock, Proj, Hidden int
+	Eps                                              float64
+	Act                                              string // gelu, gelu_quick, silu
 	// patchF16: ggml's conv_2d lowers the image with im2col into the
 	// kernel's type, so an F16 patch kernel sees the pixels rounded to F16.
 	patchF16                                           bool
@@ -105,7 +131,6 @@ func Load(path string) (*Model, error) {
 		tensors[t.Name] = t
 	}
 	m.patchF16 = tensors["v.patch_embd.weight"].Type == gguf.TypeF16
-	m.NRun = m.NBlock - 1
 	var errs []error
 	get := func(name string, required bool) []float64 {
 		v, err := read(name, required)
@@ -128,7 +153,7 @@ func Load(path string) (*Model, error) {
 	if t, ok := tensors["mm.2.weight"]; ok {
 		m.Proj = int(t.Ne[1])
 	}
-	for il := 0; il < m.NRun; il++ {
+	for il := 0; il < m.NBlock; il++ {
 		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
 		b := block{
 			qw: get(n("attn_q.weight"), true), qb: get(n("attn_q.bias"), false),
@@ -166,14 +191,23 @@ type Output struct {
 }
 
 // Forward runs the model on a preprocessed interleaved-RGB image
-// (ImageSize^2*3 floats). objectLayer is 1-based.
-func (m *Model) Forward(img []float32, layout Layout, objectLayer int) (*Output, error) {
+// (ImageSize^2*3 floats). hiddenState is the non-negative index into HF's
+// hidden_states that the projector reads (HiddenState converts LLaVA's
+// negative select layer): blocks 1..hiddenState run, the deep scores are
+// block hiddenState's attention (HF's attentions[hiddenState-1]) and the
+// embeddings are its output, through post-LN when the file has one (as
+// llama.cpp applies it; LLaVA files have none). objectLayer is 1-based.
+func (m *Model) Forward(img []float32, layout Layout, objectLayer, hiddenState int) (*Output, error) {
 	S, P, E := m.ImageSize, m.Patch, m.E
 	if len(img) != S*S*3 {
 		return nil, fmt.Errorf("refvit: image has %d floats, want %d", len(img), S*S*3)
 	}
-	if objectLayer < 1 || objectLayer > m.NRun {
-		return nil, fmt.Errorf("refvit: object layer %d outside 1..%d", objectLayer, m.NRun)
+	if hiddenState < 1 || hiddenState > m.NBlock {
+		return nil, fmt.Errorf("refvit: hidden_states[%d] is not the output of one of the %d stored blocks", hiddenState, m.NBlock)
+	}
+	nRun := hiddenState
+	if objectLayer < 1 || objectLayer > nRun {
+		return nil, fmt.Errorf("refvit: object layer %d outside 1..%d", objectLayer, nRun)
 	}
 	G := S / P
 	nP := G * G
@@ -235,7 +269,7 @@ func (m *Model) Forward(img []float32, layout Layout, objectLayer int) (*Output,
 	}
 	D := E / m.H
 	scale := 1 / math.Sqrt(float64(D))
-	for il := 0; il < m.NRun; il++ {
+	for il := 0; il < nRun; il++ {
 		b := m.blocks[il]
 		h := make([][]float64, nPos)
 		q := make([][]float64, nPos)
@@ -283,13 +317,13 @@ func (m *Model) Forward(img []float32, layout Layout, objectLayer int) (*Output,
 				}
 			}
 		}
-		if il == objectLayer-1 || il == m.NRun-1 {
+		if il == objectLayer-1 || il == nRun-1 {
 			out.Attn[il] = attn
 			sc := ColumnMeans(attn)[first : first+nP]
 			if il == objectLayer-1 {
 				out.Object = sc
 			}
-			if il == m.NRun-1 {
+			if il == nRun-1 {
 				out.Deep = sc
 			}
 		}

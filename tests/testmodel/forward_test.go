@@ -168,7 +168,7 @@ func silu(x float32) float32 { return x / (1 + float32(math.Exp(-float64(x)))) }
 
 func TestCLIPForwardStaysFinite(t *testing.T) {
 	c := TinyClip()
-	c.NLayer = 24 // like CLIP-L: 23 blocks run
+	c.NLayer = 23 // like a LLaVA-1.5 CLIP-L file: 23 stored blocks, all run
 	if raceEnabled || testing.Short() {
 		c.NLayer = 5
 	}
@@ -217,7 +217,7 @@ func TestCLIPForwardStaysFinite(t *testing.T) {
 	t.Logf("embeddings rms %.3f", rms(x))
 	x = layerNorm(x, w.get("v.pre_ln.weight"), w.get("v.pre_ln.bias"), c.LayerNormEps)
 
-	for il := 0; il < c.NLayer-1; il++ { // llava.cpp: il < n_layer - 1
+	for il := 0; il < c.NLayer; il++ { // every stored block, as hiprune-go's default layout runs them
 		p := fmt.Sprintf("v.blk.%d.", il)
 		h := layerNorm(x, w.get(p+"ln1.weight"), w.get(p+"ln1.bias"), c.LayerNormEps)
 		q := linear(h, w.get(p+"attn_q.weight"), w.get(p+"attn_q.bias"), E, E)
@@ -231,7 +231,7 @@ func TestCLIPForwardStaysFinite(t *testing.T) {
 		x = add(x, linear(h, w.get(p+"ffn_up.weight"), w.get(p+"ffn_up.bias"), F, E))
 		r := rms(x)
 		require.Less(t, r, 50.0, "residual stream after block %d", il)
-		if il%4 == 0 || il == c.NLayer-2 {
+		if il%4 == 0 || il == c.NLayer-1 {
 			t.Logf("block %2d: residual rms %.3f", il, r)
 		}
 	}

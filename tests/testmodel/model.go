@@ -156,6 +156,9 @@ func NewMMProjWriter(c ClipSpec) (*gguf.Writer, error) {
 	w.AddUint32(v+"attention.head_count", uint32(c.NHead))
 	w.AddFloat32(v+"attention.layer_norm_epsilon", c.LayerNormEps)
 	w.AddUint32(v+"block_count", uint32(c.NLayer))
+	if c.FeatureLayer > 0 {
+		w.AddInt32Array(v+"feature_layer", []int32{int32(c.FeatureLayer)})
+	}
 	w.AddFloat32Array(v+"image_mean", c.Mean[:])
 	w.AddFloat32Array(v+"image_std", c.Std[:])
 	for _, t := range c.tensors() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -127,6 +128,8 @@ func TestTinyPairGeneration(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = mm.Tensor("v.post_ln.weight")
 	assert.False(t, ok)
+	_, ok = mm.Get("clip.vision.feature_layer")
+	assert.False(t, ok, "no feature_layer key by default, like 2023-era LLaVA files")
 	assert.Len(t, mm.Tensors, 4+5+16*c.NLayer)
 
 	// every value finite; 1-D tensors F32
@@ -293,6 +296,8 @@ func TestValidation(t *testing.T) {
 		{func(c *ClipSpec) { c.ImageSize = 330 }, "ClipSpec.ImageSize=330: not divisible by PatchSize=14"},
 		{func(c *ClipSpec) { c.NHead = 6 }, "ClipSpec.NEmbd=64: not divisible by NHead=6"},
 		{func(c *ClipSpec) { c.NLayer = 1 }, "ClipSpec.NLayer=1: must be >= 2"},
+		{func(c *ClipSpec) { c.FeatureLayer = 13 }, "ClipSpec.FeatureLayer=13: must be 0 (no key) or 1..NLayer=12"},
+		{func(c *ClipSpec) { c.FeatureLayer = -2 }, "ClipSpec.FeatureLayer=-2"},
 		{func(c *ClipSpec) { c.ProjDim = 0 }, "ClipSpec.ProjDim=0: must be >= 1"},
 		{func(c *ClipSpec) { c.NFF = 0 }, "ClipSpec.NFF=0"},
 		{func(c *ClipSpec) { c.Type = Q4_0 }, "ClipSpec.Type=Q4_0: must be F32 or F16"},
@@ -461,4 +466,52 @@ func TestSampleImage(t *testing.T) {
 		require.NoError(t, err)
 		assert.Greater(t, st.Size(), int64(1000))
 	}
+}
+
+// FeatureLayer writes clip.vision.feature_layer as the current legacy
+// converter does (an int32 array holding one non-negative hidden-state
+// index) and changes nothing else; zero keeps the earlier files and cache
+// hashes.
+func TestMMProjFeatureLayer(t *testing.T) {
+	base := TinyClip()
+	withKey := base
+	withKey.FeatureLayer = base.NLayer
+	dir := t.TempDir()
+	paths := map[string]string{"none": filepath.Join(dir, "none.gguf"), "key": filepath.Join(dir, "key.gguf")}
+	require.NoError(t, WriteMMProj(paths["none"], base))
+	require.NoError(t, WriteMMProj(paths["key"], withKey))
+
+	f, err := gguf.Open(paths["key"])
+	require.NoError(t, err)
+	defer f.Close()
+	kv, ok := f.Get("clip.vision.feature_layer")
+	require.True(t, ok)
+	assert.Equal(t, gguf.ValArray, kv.Type)
+	assert.Equal(t, gguf.ValInt32, kv.ElemType, "llama.cpp reads it as int32 (clip.cpp get_arr_int)")
+	assert.Equal(t, []int32{12}, kv.Value)
+	bc, _ := f.Get("clip.vision.block_count")
+	assert.Equal(t, uint32(12), bc.Value, "block_count is unchanged")
+
+	g, err := gguf.Open(paths["none"])
+	require.NoError(t, err)
+	defer g.Close()
+	_, ok = g.Get("clip.vision.feature_layer")
+	assert.False(t, ok)
+	require.Len(t, f.Tensors, len(g.Tensors))
+	for i := range g.Tensors {
+		assert.Equal(t, g.Tensors[i].Name, f.Tensors[i].Name)
+		a, err := g.ReadTensor(g.Tensors[i].Name)
+		require.NoError(t, err)
+		b, err := f.ReadTensor(f.Tensors[i].Name)
+		require.NoError(t, err)
+		assert.Equal(t, a, b, "tensor %s", g.Tensors[i].Name)
+	}
+	assert.Len(t, f.KV, len(g.KV)+1)
+
+	// The zero value is left out of the spec record, so the hashes (and the
+	// cached files) of every existing spec stay as they were.
+	rec, err := json.Marshal(base)
+	require.NoError(t, err)
+	assert.NotContains(t, string(rec), "FeatureLayer")
+	assert.NotEqual(t, SpecHash(TinyLM(), base), SpecHash(TinyLM(), withKey))
 }

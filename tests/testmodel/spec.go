@@ -61,10 +61,23 @@ type ClipSpec struct {
 	NHead     int // clip.vision.attention.head_count
 	NFF       int // clip.vision.feed_forward_length
 	// NLayer is clip.vision.block_count, the number of stored blocks. LLaVA
-	// mmproj files store 23 of CLIP-L's 24 (the converter drops the last), and
-	// the llava graph of this llama.cpp builds n_layer-1 of them (blocks
-	// 0..NLayer-2); see models/llava.cpp. Must be >= 2.
+	// mmproj files store the blocks up to the layer LLaVA selects (CLIP's
+	// hidden_states[-2]): 23 of CLIP-L's 24, the converter drops the last.
+	// hiprune-go's default layout runs all NLayer (or FeatureLayer) blocks;
+	// the pinned llama.cpp's llava graph runs NLayer-1 of them when there is
+	// no FeatureLayer (models/llava.cpp, llama.cpp issue 25817), which is why
+	// NLayer must be >= 2.
 	NLayer int
+	// FeatureLayer, when > 0, writes clip.vision.feature_layer = [FeatureLayer]
+	// (int32), as llama.cpp's current legacy converter
+	// (convert_image_encoder_to_gguf.py) does when the LLaVA config names
+	// vision_feature_layer / mm_vision_select_layer: a non-negative HF
+	// hidden_states index (-2 of a 24-block CLIP-L is 23), the output of block
+	// FeatureLayer. That converter then stores exactly FeatureLayer blocks,
+	// so a converter-made file has NLayer == FeatureLayer; a smaller value
+	// makes a file no converter writes (for tests). 0 (the default) writes no
+	// key, like the converter without a select layer and every 2023-era file.
+	FeatureLayer int `json:",omitempty"`
 	// ProjDim is the projector width: mm.0 maps NEmbd->ProjDim and mm.2
 	// ProjDim->ProjDim, so it must equal the LM's NEmbd.
 	ProjDim int
@@ -148,7 +161,9 @@ func (c ClipSpec) Validate() error {
 	case c.NFF < 1:
 		return fieldErr(k, "NFF", c.NFF, "must be >= 1")
 	case c.NLayer < 2:
-		return fieldErr(k, "NLayer", c.NLayer, "must be >= 2 (the llava graph runs NLayer-1 blocks)")
+		return fieldErr(k, "NLayer", c.NLayer, "must be >= 2 (llama.cpp's llava graph runs NLayer-1 blocks)")
+	case c.FeatureLayer < 0 || c.FeatureLayer > c.NLayer:
+		return fieldErr(k, "FeatureLayer", c.FeatureLayer, fmt.Sprintf("must be 0 (no key) or 1..NLayer=%d", c.NLayer))
 	case c.ProjDim < 1:
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
@@ -219,7 +234,8 @@ func LM7B() LMSpec {
 }
 
 // TinyClip: 336 px / 14 px patches (576 patches, like CLIP-L/14-336), 64 wide,
-// 4 heads, FFN 128, 12 stored blocks (llama.cpp runs blocks 0..10), F32,
+// 4 heads, FFN 128, 12 stored blocks and no feature_layer key (hiprune-go's
+// default layout runs all 12; the pinned llama.cpp runs blocks 0..10), F32,
 // projector to 64 (TinyLM's width).
 func TinyClip() ClipSpec {
 	return ClipSpec{ImageSize: 336, PatchSize: 14, NEmbd: 64, NHead: 4, NFF: 128, NLayer: 12, ProjDim: 64,
@@ -234,9 +250,10 @@ func MidClip(projDim int) ClipSpec {
 }
 
 // ClipL336 is the LLaVA-1.5 mmproj as converted files hold it: CLIP ViT-L/14-336
-// (1024 wide, 16 heads, FFN 4096) with block_count 23 (the converter drops the
-// 24th block since LLaVA uses the penultimate layer), no post_ln, quick-GELU
-// (use_gelu false), F16, and a 1024->4096->4096 MLP projector.
+// (1024 wide, 16 heads, FFN 4096) with block_count 23 and no feature_layer key
+// (the converter drops the 24th block since LLaVA uses hidden_states[-2], the
+// output of block 23), no post_ln, quick-GELU (use_gelu false), F16, and a
+// 1024->4096->4096 MLP projector.
 func ClipL336() ClipSpec {
 	return ClipSpec{ImageSize: 336, PatchSize: 14, NEmbd: 1024, NHead: 16, NFF: 4096, NLayer: 23, ProjDim: 4096,
 		Type: F16, Seed: DefaultSeed + 1, Mean: CLIPMean, Std: CLIPStd, LayerNormEps: DefaultLNEps}
