@@ -27,13 +27,7 @@ export HIPRUNE_MODELS_DIR := $(MODELS_DIR)
 TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test bench vet demo fuzz env clean
-
-# The demo model: a ~1B-parameter Llama (Q4_0) with LLaVA-1.5's real CLIP
-# ViT-L/14-336 encoder (f16), random weights: answers are gibberish, timings
-# are real.
-DEMO_MODEL ?= 1b
-DEMO_PROMPT ?= What is in this picture?
+.PHONY: all deps build test bench vet demo fuzz env clean testbed eval
 
 all: build
 
@@ -58,18 +52,27 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 
-demo: build
+# The demo asks the shipped testbed model (tests/testbed/model, a miniature
+# LLaVA-1.5 trained on shape scenes) about a held-out scene, unpruned and
+# keeping 1/9 of its 256 image tokens (LLaVA-1.5's 64 of 576).
+DEMO_SCENE ?= 3
+DEMO_KEEP ?= 28
+
+demo: build bin/testbed
 	@set -euo pipefail; \
-	paths=$$($(GO) run ./tests/testmodel/cmd/genmodels -preset $(DEMO_MODEL) -out "$(MODELS_DIR)" -image "$(MODELS_DIR)/demo.png"); \
-	lm=$$(echo "$$paths" | sed -n 1p); mm=$$(echo "$$paths" | sed -n 2p); \
-	common=(-m "$$lm" --mmproj "$$mm" --image "$(MODELS_DIR)/demo.png" -p "$(DEMO_PROMPT)" -n 16 --temp 0 --timings); \
-	echo "== llama.cpp's behaviour: all 576 image tokens (--prune none)"; \
+	img="$(MODELS_DIR)/demo-scene.png"; mkdir -p "$(MODELS_DIR)"; \
+	qa=$$(bin/testbed scene -index $(DEMO_SCENE) -out "$$img" | head -1); \
+	q=$$(echo "$$qa" | cut -f2); want=$$(echo "$$qa" | cut -f3); \
+	common=(-m $(TESTBED_DIR)/lm.gguf --mmproj $(TESTBED_DIR)/mmproj.gguf --image "$$img" -p "$$q" -n 4 --temp 0 --timings); \
+	echo "image:    $$img (held-out scene $(DEMO_SCENE))"; \
+	echo "question: $$q   (right answer: $$want)"; \
+	echo "== all 256 image tokens (--prune none, llama.cpp's behaviour)"; \
 	bin/chat "$${common[@]}" --prune none 2>&1 | tee /tmp/hiprune-demo-none.log; \
-	echo "== HiPrune: keep 64 of 576 (--keep 64)"; \
-	bin/chat "$${common[@]}" --keep 64 --save-mask demo-mask.png 2>&1 | tee /tmp/hiprune-demo-keep.log; \
+	echo "== HiPrune: keep $(DEMO_KEEP) of 256 (--keep $(DEMO_KEEP))"; \
+	bin/chat "$${common[@]}" --keep $(DEMO_KEEP) --object-layer 3 --save-mask demo-mask.png 2>&1 | tee /tmp/hiprune-demo-keep.log; \
 	echo; echo "== side by side"; \
 	printf '%-9s %s\n' "none" "$$(grep '^timings:' /tmp/hiprune-demo-none.log)"; \
-	printf '%-9s %s\n' "keep 64" "$$(grep '^timings:' /tmp/hiprune-demo-keep.log)"; \
+	printf '%-9s %s\n' "keep $(DEMO_KEEP)" "$$(grep '^timings:' /tmp/hiprune-demo-keep.log)"; \
 	echo "mask of the kept patches: demo-mask.png"
 
 # Time to first token, prefill, decode speed and image KV memory at real
@@ -82,6 +85,34 @@ RUNS ?= 0
 
 bench: deps
 	$(GO) run ./bench -model $(MODEL) -runs $(RUNS) -out bench/results
+
+# The accuracy testbed (tests/testbed): a miniature LLaVA-1.5 trained on
+# generated shape scenes, shipped in tests/testbed/model. `make testbed`
+# retrains it (Debian's torch, about 45 minutes on 2 cores; a development
+# tool, never needed to run or test the product); `make eval` measures
+# accuracy under pruning through the llava pipeline (about 10 minutes).
+TESTBED_DIR ?= tests/testbed/model
+TESTBED_WORK ?= $(HOME)/.cache/hiprune-go/testbed
+TESTBED_STEPS ?= 850
+TESTBED_SEED ?= 1
+
+bin/testbed: deps FORCE
+	$(GO) build -o bin/testbed ./tests/testbed/cmd/testbed
+
+testbed: bin/testbed
+	@dpkg -s python3-torch libopenblas0-pthread >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread; }
+	@mkdir -p "$(TESTBED_WORK)"
+	bin/testbed tokens -out "$(TESTBED_WORK)/tokens.json"
+	/usr/bin/python3 tests/testbed/train/train.py --steps $(TESTBED_STEPS) --seed $(TESTBED_SEED) \
+		--stream "$(CURDIR)/bin/testbed stream -seed 1" --heldout "$(CURDIR)/bin/testbed stream -seed 3" \
+		--tokens "$(TESTBED_WORK)/tokens.json" --out "$(TESTBED_WORK)" 2>&1 | tee "$(TESTBED_WORK)/train.log"
+	bin/testbed export -weights "$(TESTBED_WORK)/weights.bin" -out "$(TESTBED_DIR)"
+	cp "$(TESTBED_WORK)/loss.csv" "$(TESTBED_WORK)/config.json" "$(TESTBED_DIR)/"
+
+eval: bin/testbed
+	bin/testbed eval -out eval/results/testbed.json -masks eval/results/masks
+
+FORCE:
 
 fuzz: deps
 	$(GO) test ./hiprune/ -run='^$$' -fuzz=FuzzSelect -fuzztime=60s

@@ -355,3 +355,56 @@ func TestConcurrentSessions(t *testing.T) {
 		assert.Equal(t, want[i], got[i], "session %d", i)
 	}
 }
+
+// One encoding serves several selections: Prune gives the same tokens and
+// rows as PrepareImage, and a turn with a prepared image evaluates exactly
+// what a turn with the raw image does (same logits, same answer).
+func TestEncodeOncePruneMany(t *testing.T) {
+	p := open(t, bridge.LayoutCLSFirst)
+	ctx := context.Background()
+	img := image(t, p, 4)
+	enc, err := p.Encode(ctx, img, 0)
+	require.NoError(t, err)
+	defer enc.Release()
+	assert.Equal(t, 576, enc.NTokens)
+	for _, o := range []llava.Options{
+		{Keep: 64}, {Method: llava.MethodUniform, Keep: 100}, {Method: llava.MethodNone}, {Keep: 64, Alpha: 0.4},
+	} {
+		want, err := p.PrepareImage(ctx, img, o)
+		require.NoError(t, err)
+		got, err := p.Prune(enc, o)
+		require.NoError(t, err)
+		assert.Equal(t, want.Kept, got.Kept, "%+v", o)
+		assert.Equal(t, want.Embd, got.Embd, "%+v", o)
+
+		s1, s2 := session(t, p), session(t, p)
+		st1, err := s1.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: o, Gen: greedy})
+		require.NoError(t, err)
+		st2, err := s2.Prefill(ctx, llava.Turn{Text: question, Prepared: []*llava.Pruned{got}, Prune: o, Gen: greedy})
+		require.NoError(t, err)
+		assert.Equal(t, st1.KVCells, st2.KVCells)
+		assert.Equal(t, st1.Images[0].Kept, st2.Images[0].Kept)
+		assert.Equal(t, s1.Context().Logits(), s2.Context().Logits(), "%+v", o)
+		want.Release()
+	}
+	// the prepared rows stay valid after the encoding is released and
+	// reused by other images
+	pr, err := p.Prune(enc, llava.Options{Keep: 32})
+	require.NoError(t, err)
+	rows := append([]float32(nil), pr.Embd...)
+	enc.Release()
+	_, err = p.PrepareImage(ctx, image(t, p, 5), llava.Options{Keep: 32})
+	require.NoError(t, err)
+	assert.Equal(t, rows, pr.Embd)
+	// a released encoding, a mismatched object layer and images given both
+	// ways are refused
+	_, err = p.Prune(enc, llava.Options{Keep: 32})
+	require.ErrorIs(t, err, llava.ErrOptions)
+	enc2, err := p.Encode(ctx, img, 5)
+	require.NoError(t, err)
+	defer enc2.Release()
+	_, err = p.Prune(enc2, llava.Options{Keep: 32, ObjectLayer: 7})
+	require.ErrorIs(t, err, llava.ErrOptions)
+	_, err = session(t, p).Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Prepared: []*llava.Pruned{pr}})
+	require.ErrorIs(t, err, llava.ErrOptions)
+}

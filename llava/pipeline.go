@@ -173,6 +173,7 @@ type Pruned struct {
 	enc  *bridge.Encoding
 	pool *sync.Pool
 
+	Name         string    // the image's name
 	Kept         []int     // kept token indices, ascending
 	Embd         []float32 // the kept rows, in order, each NEmbd wide
 	NTokens      int       // tokens before pruning
@@ -184,18 +185,60 @@ type Pruned struct {
 
 // PrepareImage preprocesses, encodes and prunes one image.
 func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pruned, error) {
-	if p.enc == nil {
-		return nil, fmt.Errorf("image %s: %w (give --mmproj)", img.Name, ErrNoVision)
-	}
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	enc, err := p.Encode(ctx, img, o.ObjectLayer)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := p.prune(enc, o, true)
+	if err != nil {
+		enc.Release()
+		return nil, err
+	}
+	return pr, nil
+}
+
+// Encoded is one image after the encoder, before selection: every token's
+// embedding and the two attention score vectors. One encoding serves any
+// number of selections (Prune), so callers that try several budgets or
+// methods on an image pay the encoder once. Release hands its buffers back.
+type Encoded struct {
+	enc  *bridge.Encoding
+	pool *sync.Pool
+
+	Name         string
+	ObjectLayer  int // the block whose attention gave Object (0: the pipeline's default)
+	NTokens      int
+	GridW, GridH int
+	Preprocess   time.Duration
+	Encode       time.Duration
+}
+
+// Release returns the buffers to the pipeline. Optional; safe to call twice.
+func (e *Encoded) Release() {
+	if e.enc != nil && e.pool != nil {
+		e.pool.Put(e.enc)
+	}
+	e.enc = nil
+}
+
+// Encode preprocesses and encodes one image, probing objectLayer (1-based;
+// 0 = the pipeline's default) for HiPrune's object scores.
+func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*Encoded, error) {
+	if objectLayer < 0 {
+		return nil, fmt.Errorf("%w: object layer %d must be >= 1", ErrOptions, objectLayer)
+	}
+	if p.enc == nil {
+		return nil, fmt.Errorf("image %s: %w (give --mmproj)", img.Name, ErrNoVision)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	in := p.enc.Info()
-	if o.ObjectLayer != 0 && o.ObjectLayer > in.NRun {
-		return nil, fmt.Errorf("%w: object layer %d is past the encoder's depth (%d blocks run)", ErrOptions, o.ObjectLayer, in.NRun)
+	if objectLayer != 0 && objectLayer > in.NRun {
+		return nil, fmt.Errorf("%w: object layer %d is past the encoder's depth (%d blocks run)", ErrOptions, objectLayer, in.NRun)
 	}
 	t0 := time.Now()
 	f, err := imageprep.Preprocess(img.RGB, p.params)
@@ -204,7 +247,7 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	}
 	pre := time.Since(t0)
 	var t1 time.Time // set once the compute slot is ours
-	layer := o.ObjectLayer
+	layer := objectLayer
 	if layer == 0 {
 		layer = p.cfg.ObjectLayer
 	}
@@ -218,10 +261,38 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
-	t2 := time.Now()
+	return &Encoded{
+		enc: enc, pool: &p.bufs, Name: img.Name, ObjectLayer: objectLayer, NTokens: len(enc.Object),
+		GridW: enc.GridW, GridH: enc.GridH, Preprocess: pre, Encode: time.Since(t1),
+	}, nil
+}
+
+// Prune selects the tokens o keeps from an encoded image. The result owns
+// a copy of the kept rows, so the encoding can be pruned again (another
+// budget or method) or released. o.ObjectLayer must be 0 or the layer the
+// image was encoded with.
+func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if e.enc == nil {
+		return nil, fmt.Errorf("%w: image %s: encoding already released", ErrOptions, e.Name)
+	}
+	if o.ObjectLayer != 0 && o.ObjectLayer != e.ObjectLayer {
+		return nil, fmt.Errorf("%w: image %s was encoded probing object layer %d, options ask for %d",
+			ErrOptions, e.Name, e.ObjectLayer, o.ObjectLayer)
+	}
+	return p.prune(e, o, false)
+}
+
+// prune selects from e; inPlace compacts the kept rows inside e's buffers
+// and hands them to the result (PrepareImage's single-use path).
+func (p *Pipeline) prune(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
+	enc := e.enc
 	n := len(enc.Object)
 	budget := o.Budget(n)
 	var kept []int
+	var err error
 	t3 := time.Now()
 	switch o.method() {
 	case MethodNone:
@@ -235,22 +306,31 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	}
 	t4 := time.Now()
 	if err != nil {
-		return nil, fmt.Errorf("image %s: select: %w", img.Name, err)
+		return nil, fmt.Errorf("image %s: select: %w", e.Name, err)
+	}
+	w := enc.ProjDim
+	pr := &Pruned{
+		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
+		Preprocess: e.Preprocess, Encode: e.Encode, Select: t4.Sub(t3),
+	}
+	if !inPlace {
+		pr.Embd = make([]float32, len(kept)*w)
+		for j, i := range kept {
+			copy(pr.Embd[j*w:(j+1)*w], enc.Row(i))
+		}
+		return pr, nil
 	}
 	// Compact the kept rows in place: kept is ascending, so row j is only
 	// ever overwritten by a row at or after it.
-	w := enc.ProjDim
 	for j, i := range kept {
 		if i != j {
 			copy(enc.Embd[j*w:(j+1)*w], enc.Row(i))
 		}
 	}
-	rows := enc.Embd[: len(kept)*w : len(kept)*w]
-	return &Pruned{
-		enc: enc, pool: &p.bufs,
-		Kept: kept, Embd: rows, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
-		Preprocess: pre, Encode: t2.Sub(t1), Select: t4.Sub(t3),
-	}, nil
+	pr.Embd = enc.Embd[: len(kept)*w : len(kept)*w]
+	pr.enc, pr.pool = enc, e.pool
+	e.enc = nil // handed over to pr
+	return pr, nil
 }
 
 // Release returns the buffers to the pipeline. Optional; safe to call twice.

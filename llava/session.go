@@ -95,8 +95,12 @@ func (s *Session) Positions() int { return s.nPast }
 type Turn struct {
 	Text   string
 	Images []*Image
-	Prune  Options
-	Gen    GenOptions
+	// Prepared are images already encoded and pruned (Pipeline.Prune), used
+	// in place of Images (give one or the other); the caller keeps them and
+	// may use them again in other turns and sessions.
+	Prepared []*Pruned
+	Prune    Options
+	Gen      GenOptions
 	// OnToken receives the answer as it is generated, in whole UTF-8
 	// characters; returning an error stops generation with that error.
 	OnToken func(piece string) error
@@ -172,7 +176,10 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	if len(t.Images) > 0 && s.p.enc == nil {
 		return nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
 	}
-	content, err := placeImages(t.Text, len(t.Images))
+	if len(t.Images) > 0 && len(t.Prepared) > 0 {
+		return nil, fmt.Errorf("%w: a turn takes images or prepared images, not both", ErrOptions)
+	}
+	content, err := placeImages(t.Text, len(t.Images)+len(t.Prepared))
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +198,14 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 			}
 		}
 	}()
+	for _, pr := range t.Prepared {
+		is := ImageStats{
+			Name: pr.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
+			Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
+			GridW: pr.GridW, GridH: pr.GridH,
+		}
+		st.Images = append(st.Images, is)
+	}
 	for i, img := range t.Images {
 		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
 		if err != nil {
@@ -216,6 +231,8 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 		}
 		if i < len(pruned) {
 			segs = append(segs, segment{image: pruned[i]})
+		} else if j := i - len(pruned); j >= 0 && j < len(t.Prepared) {
+			segs = append(segs, segment{image: t.Prepared[j]})
 		}
 	}
 	checkpoint := s.nPast

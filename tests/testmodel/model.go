@@ -39,9 +39,37 @@ func (s LMSpec) tensors() []tensorDef {
 	return append(ts, norm("output_norm.weight"), mat("output.weight", e, v, se))
 }
 
+// Weights supplies trained tensor data by GGUF tensor name: the values in
+// ggml order (ne[0] fastest), converted to the spec's type when written.
+type Weights map[string][]float32
+
+// source returns the tensor's data: from ws when given (every tensor must
+// be there, with the right element count), else generated from seed.
+func (d tensorDef) sourceFrom(ws Weights, seed uint64) (gguf.Source, error) {
+	if ws == nil {
+		return d.source(seed), nil
+	}
+	v, ok := ws[d.name]
+	if !ok {
+		return nil, fmt.Errorf("testmodel: weights lack tensor %s", d.name)
+	}
+	n := int64(1)
+	for _, x := range d.ne {
+		n *= x
+	}
+	if int64(len(v)) != n {
+		return nil, fmt.Errorf("testmodel: tensor %s has %d values, shape %v needs %d", d.name, len(v), d.ne, n)
+	}
+	return gguf.Float32Source(d.typ, d.ne, v), nil
+}
+
 // NewLMWriter returns a gguf.Writer holding the LM's metadata and tensors
 // (data is generated when the writer is written).
-func NewLMWriter(s LMSpec) (*gguf.Writer, error) {
+func NewLMWriter(s LMSpec) (*gguf.Writer, error) { return NewLMWriterWeights(s, nil) }
+
+// NewLMWriterWeights is NewLMWriter with the tensors' values taken from ws
+// (nil: generated).
+func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,7 +107,11 @@ func NewLMWriter(s LMSpec) (*gguf.Writer, error) {
 		w.AddString("tokenizer.chat_template", s.ChatTemplate)
 	}
 	for _, t := range s.tensors() {
-		w.AddTensor(t.name, t.typ, t.ne, t.source(s.Seed))
+		src, err := t.sourceFrom(ws, s.Seed)
+		if err != nil {
+			return nil, err
+		}
+		w.AddTensor(t.name, t.typ, t.ne, src)
 	}
 	return w, w.Err()
 }
@@ -132,7 +164,11 @@ func (c ClipSpec) tensors() []tensorDef {
 
 // NewMMProjWriter returns a gguf.Writer holding the mmproj's metadata and
 // tensors.
-func NewMMProjWriter(c ClipSpec) (*gguf.Writer, error) {
+func NewMMProjWriter(c ClipSpec) (*gguf.Writer, error) { return NewMMProjWriterWeights(c, nil) }
+
+// NewMMProjWriterWeights is NewMMProjWriter with the tensors' values taken
+// from ws (nil: generated).
+func NewMMProjWriterWeights(c ClipSpec, ws Weights) (*gguf.Writer, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,7 +198,11 @@ func NewMMProjWriter(c ClipSpec) (*gguf.Writer, error) {
 	w.AddFloat32Array(v+"image_mean", c.Mean[:])
 	w.AddFloat32Array(v+"image_std", c.Std[:])
 	for _, t := range c.tensors() {
-		w.AddTensor(t.name, t.typ, t.ne, t.source(c.Seed))
+		src, err := t.sourceFrom(ws, c.Seed)
+		if err != nil {
+			return nil, err
+		}
+		w.AddTensor(t.name, t.typ, t.ne, src)
 	}
 	return w, w.Err()
 }

@@ -1,0 +1,63 @@
+package tbeval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// quickScenes is the make-test subset: about 200 held-out questions.
+const quickScenes = 48
+
+// TestQuickAccuracy runs the shipped testbed model through the pipeline on
+// a held-out subset: unpruned it must answer at least 80% right, and HiPrune
+// at 1/9 of the grid must not trail uniform at the same budget by more than
+// the 95% interval of their difference.
+func TestQuickAccuracy(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Quick = true
+	cfg.Scenes = quickScenes
+	rep, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, rep.Questions, 180)
+
+	none := rep.Row("none")
+	require.NotNil(t, none)
+	k := Fractions[2].Keep(rep.GridW * rep.GridH)
+	hp, un := rep.Row(rowName("hiprune", k)), rep.Row(rowName("uniform", k))
+	require.NotNil(t, hp)
+	require.NotNil(t, un)
+	t.Logf("none %.3f (%d/%d), hiprune-%d %.3f, uniform-%d %.3f", none.Acc, none.Right, none.Total, k, hp.Acc, k, un.Acc)
+
+	assert.GreaterOrEqual(t, none.Acc, 0.80, "unpruned accuracy")
+	half := 1.96 * math.Sqrt(hp.Acc*(1-hp.Acc)/float64(hp.Total)+un.Acc*(1-un.Acc)/float64(un.Total))
+	assert.GreaterOrEqual(t, hp.Acc-un.Acc, -half, "HiPrune trails uniform by more than the 95%% interval (%.3f)", half)
+	// Pruning to a ninth of the tokens must cost something on a model
+	// trained unpruned, or the rows are not what they say.
+	assert.Less(t, un.Acc, none.Acc+1e-9)
+}
+
+func rowName(m string, k int) string { return fmt.Sprintf("%s-%d", m, k) }
+
+func TestWilson(t *testing.T) {
+	lo, hi := Wilson(80, 100)
+	// reference values of the Wilson score interval for 80/100
+	assert.InDelta(t, 0.7112, lo, 1e-3)
+	assert.InDelta(t, 0.8666, hi, 1e-3)
+	lo, hi = Wilson(0, 10)
+	assert.Equal(t, 0.0, lo)
+	assert.InDelta(t, 0.2775, hi, 1e-3)
+}
+
+func TestFractions(t *testing.T) {
+	// on LLaVA-1.5's grid the fractions are the paper's budgets
+	for _, f := range Fractions {
+		assert.Equal(t, f.Of576, f.Keep(576))
+	}
+	assert.Equal(t, []int{85, 57, 28, 14, 7}, []int{
+		Fractions[0].Keep(256), Fractions[1].Keep(256), Fractions[2].Keep(256), Fractions[3].Keep(256), Fractions[4].Keep(256)})
+}
