@@ -55,7 +55,7 @@ test: deps
 # The demo asks the shipped testbed model (tests/testbed/model, a miniature
 # LLaVA-1.5 trained on shape scenes) about a held-out scene, unpruned and
 # keeping 1/9 of its 256 image tokens (LLaVA-1.5's 64 of 576).
-DEMO_SCENE ?= 3
+DEMO_SCENE ?= 11
 DEMO_KEEP ?= 28
 
 demo: build bin/testbed
@@ -88,12 +88,11 @@ bench: deps
 
 # The accuracy testbed (tests/testbed): a miniature LLaVA-1.5 trained on
 # generated shape scenes, shipped in tests/testbed/model. `make testbed`
-# retrains it (Debian's torch, about 45 minutes on 2 cores; a development
+# retrains it (Debian's torch, about 40 minutes on 2 cores; a development
 # tool, never needed to run or test the product); `make eval` measures
-# accuracy under pruning through the llava pipeline (about 10 minutes).
+# accuracy under pruning through the llava pipeline (about 14 minutes).
 TESTBED_DIR ?= tests/testbed/model
 TESTBED_WORK ?= $(HOME)/.cache/hiprune-go/testbed
-TESTBED_STEPS ?= 850
 TESTBED_SEED ?= 1
 
 bin/testbed: deps FORCE
@@ -103,7 +102,7 @@ testbed: bin/testbed
 	@dpkg -s python3-torch libopenblas0-pthread >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread; }
 	@mkdir -p "$(TESTBED_WORK)"
 	bin/testbed tokens -out "$(TESTBED_WORK)/tokens.json"
-	/usr/bin/python3 tests/testbed/train/train.py --steps $(TESTBED_STEPS) --seed $(TESTBED_SEED) \
+	/usr/bin/python3 tests/testbed/train/train.py --seed $(TESTBED_SEED) \
 		--stream "$(CURDIR)/bin/testbed stream -seed 1" --heldout "$(CURDIR)/bin/testbed stream -seed 3" \
 		--tokens "$(TESTBED_WORK)/tokens.json" --out "$(TESTBED_WORK)" 2>&1 | tee "$(TESTBED_WORK)/train.log"
 	bin/testbed export -weights "$(TESTBED_WORK)/weights.bin" -out "$(TESTBED_DIR)"

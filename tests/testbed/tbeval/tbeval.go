@@ -123,7 +123,8 @@ type Row struct {
 	Right       int            `json:"right"`
 	Total       int            `json:"total"`
 	Acc         float64        `json:"accuracy"`
-	Lo, Hi      float64        `json:"ci95_lo,omitempty"`
+	Lo          float64        `json:"ci95_lo"`
+	Hi          float64        `json:"ci95_hi"`
 	PerTemplate map[string]Acc `json:"per_template,omitempty"`
 }
 

@@ -9,9 +9,14 @@ forward pass is written the way llama.cpp computes it (CLIP blocks with
 quick-GELU, tanh-GELU projector, Llama with interleaved-pair RoPE), so the
 weights export without permutation (`testbed export`).
 
-Recipe, one stage: the ViT, projector and LM train end to end on the
-questions, plus an auxiliary per-patch loss on the ViT's output (which object
-colour and shape covers each patch) that gives the ViT a dense signal early.
+Recipe, two stages (`--vit-steps`): first the ViT, projector and LM train
+end to end on the questions, with auxiliary scene-attribute losses: which
+colour and shape covers each patch and its column, read linearly from the
+ViT's output, and an alignment of the projected image tokens with the LM's
+word embeddings (a covered patch scores its colour and shape words, the mean
+image token the count's digit), the job LLaVA's first stage does with
+captions. Then the ViT is frozen, as LLaVA trains on a frozen CLIP, and only
+the projector and the LM learn, at about half the cost per step.
 """
 import argparse
 import json
@@ -254,6 +259,8 @@ class Model(nn.Module):
         s.lm = LM(vocab, a.lm_width, a.lm_heads, a.lm_ff, a.lm_depth)
         s.aux_col = nn.Linear(a.vit_width, len(COLORS) + 1)
         s.aux_shp = nn.Linear(a.vit_width, len(SHAPES) + 1)
+        s.aux_x = nn.Linear(a.vit_width, 1)  # a patch's column, so "left of" can be read from features
+        s.aux_glob = nn.Linear(a.vit_width, len(SHAPES) + len(COLORS) + 4)  # class token: present shapes/colours, count
 
     def image_embd(s, img):
         feats, _ = s.vit(img)
@@ -302,7 +309,7 @@ def main():
     ap.add_argument("--heldout", required=True, help="command printing validation scenes (a seed of their own: the eval uses another)")
     ap.add_argument("--tokens", required=True, help="token table JSON from `testbed tokens`")
     ap.add_argument("--out", required=True, help="output folder (weights.bin, loss.csv, config.json)")
-    ap.add_argument("--steps", type=int, default=850)
+    ap.add_argument("--steps", type=int, default=420, help="stage 2: projector and LM steps (ViT frozen)")
     ap.add_argument("--batch", type=int, default=16, help="images per step")
     ap.add_argument("--qper", type=int, default=5, help="questions per image per step (at most 5 exist)")
     ap.add_argument("--lr", type=float, default=1.5e-3)
@@ -318,6 +325,9 @@ def main():
     ap.add_argument("--lm-ff", type=int, default=384)
     ap.add_argument("--lm-depth", type=int, default=3)
     ap.add_argument("--aux", type=float, default=0.5, help="weight of the per-patch loss")
+    ap.add_argument("--vit-steps", type=int, default=950, help="stage 1: ViT steps on scene attributes")
+    ap.add_argument("--vit-batch", type=int, default=8, help="stage 1: images per step")
+    ap.add_argument("--init", default="", help="start from this model.pt")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--predict", type=int, default=0,
@@ -335,17 +345,19 @@ def main():
     nparam = sum(p.numel() for p in model.parameters())
     print(f"params {nparam/1e6:.2f}M grid {grid}x{grid}", flush=True)
 
+    if a.init:
+        model.load_state_dict(torch.load(a.init))
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (decay if p.dim() >= 2 and "pos" not in n else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0}],
                             lr=a.lr, betas=(0.9, 0.98), foreach=True)
-    warm = max(1, a.steps // 30)
-
-    def lr_at(step):
+    def lr_at(step, n):
+        # per stage: linear warm-up over 1/30 of it, then cosine to 2%
+        warm = max(1, n // 30)
         if step < warm:
             return a.lr * (step + 1) / warm
-        t = (step - warm) / max(1, a.steps - warm)
+        t = (step - warm) / max(1, n - warm)
         return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
 
     os.makedirs(a.out, exist_ok=True)
@@ -397,52 +409,105 @@ def main():
         model.train()
         return right / max(tot, 1), {k: round(v[0] / v[1], 3) for k, v in per.items()}
 
+    tok_w = model.lm.tok.weight
+    color_ids = torch.tensor([toks["answer"][c][0] for c in COLORS])
+    shape_ids = torch.tensor([toks["answer"][x][0] for x in SHAPES])
+    digit_ids = torch.tensor([toks["answer"][str(n)][0] for n in range(1, 5)])
     log = open(os.path.join(a.out, "loss.csv"), "w")
-    log.write("step,seconds,loss_qa,loss_aux,heldout_acc\n")
+    log.write("step,seconds,stage,loss_qa,loss_aux,patch_shape_acc,heldout_acc\n")
+    vit_only = [*model.vit.parameters(), *model.aux_col.parameters(), *model.aux_shp.parameters(),
+                *model.aux_x.parameters(), *model.aux_glob.parameters()]
     t0 = time.time()
     ema = None
-    for step in range(a.steps if not a.bench else a.bench):
+    total = a.vit_steps + a.steps
+    for step in range(total if not a.bench else a.bench):
+        stage1 = step < a.vit_steps
+        k, n = (step, a.vit_steps) if stage1 else (step - a.vit_steps, a.steps)
         for gr in opt.param_groups:
-            gr["lr"] = lr_at(step)
-        batch = stream.take(a.batch)
+            gr["lr"] = lr_at(k, n)
+        if step == a.vit_steps and not a.bench:
+            # stage 2, as LLaVA trains on a frozen CLIP: only the projector
+            # and the LM learn, and the ViT costs one forward pass
+            for prm in vit_only:
+                prm.requires_grad_(False)
+            print(f"step {step}: ViT frozen", flush=True)
+        batch = stream.take(a.vit_batch if stage1 else a.batch)
         img = to_tensor([p for _, p in batch])
-        embd, patches = model.image_embd(img)
-        qas = []
-        for bi, (m, _) in enumerate(batch):
-            cand = m["qas"]
-            perm = torch.randperm(len(cand), generator=g)[:a.qper]
-            for j in perm.tolist():
-                qas.append((cand[j]["question"], cand[j]["answer"], bi))
-        lb = build_batch(model, embd, qas, toks)
-        lq = F.cross_entropy(lm_logits(model, lb), lb[4])
         labs = [patch_labels(m["objects"], grid, a.patch) for m, _ in batch]
         col = torch.stack([c for c, _ in labs]).flatten()
         shp = torch.stack([s for _, s in labs]).flatten()
-        pf = patches.reshape(-1, patches.shape[-1])
-        la = F.cross_entropy(model.aux_col(pf), col) + F.cross_entropy(model.aux_shp(pf), shp)
-        loss = lq + a.aux * la
+        on = col > 0
+        nobj = torch.tensor([len(m["objects"]) - 1 for m, _ in batch])
+        lq = torch.zeros(())
+        if stage1:
+            # scene attributes from the ViT alone: per patch its colour,
+            # shape and column; from the class token which colours and
+            # shapes are present and how many objects
+            feats, _ = model.vit(img)
+            pf = feats[:, 1:].reshape(-1, feats.shape[-1])
+            gx = (torch.arange(grid * grid) % grid).float() / (grid - 1)
+            present = torch.zeros(len(batch), len(SHAPES) + len(COLORS))
+            for bi, (m, _) in enumerate(batch):
+                for o in m["objects"]:
+                    present[bi, SHAPES.index(o["shape"])] = 1
+                    present[bi, len(SHAPES) + COLORS.index(o["color"])] = 1
+            glob = model.aux_glob(feats[:, 0])
+            ps = model.aux_shp(pf)
+            la = (F.cross_entropy(model.aux_col(pf), col) + F.cross_entropy(ps, shp)
+                  + F.mse_loss(model.aux_x(pf).squeeze(-1), gx.repeat(len(batch)))
+                  + F.binary_cross_entropy_with_logits(glob[:, :present.shape[1]], present)
+                  + F.cross_entropy(glob[:, present.shape[1]:], nobj))
+            loss = la
+            shape_acc = (ps.argmax(-1)[on] == shp[on]).float().mean().item()
+        else:
+            with torch.no_grad():
+                feats, _ = model.vit(img)
+            embd = model.proj(feats[:, 1:])
+            qas = []
+            for bi, (m, _) in enumerate(batch):
+                cand = m["qas"]
+                perm = torch.randperm(len(cand), generator=g)[:a.qper]
+                for j in perm.tolist():
+                    qas.append((cand[j]["question"], cand[j]["answer"], bi))
+            lb = build_batch(model, embd, qas, toks)
+            lq = F.cross_entropy(lm_logits(model, lb), lb[4])
+            # Alignment, as LLaVA's first stage aligns visual tokens with
+            # word embeddings: a patch covered by an object, projected into
+            # the LM, scores its colour and shape words highest among the
+            # concept words' input embeddings; the mean image token scores
+            # the object count's digit.
+            ef = embd.reshape(-1, embd.shape[-1])
+            la = (F.cross_entropy(ef[on] @ tok_w[color_ids].T, col[on] - 1)
+                  + F.cross_entropy(ef[on] @ tok_w[shape_ids].T, shp[on] - 1)
+                  + F.cross_entropy(embd.mean(1) @ tok_w[digit_ids].T, nobj))
+            loss = lq + a.aux * la
+            shape_acc = float("nan")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([q for q in model.parameters() if q.requires_grad], 1.0)
         opt.step()
-        ema = (lq.item(), la.item()) if ema is None else (0.95 * ema[0] + 0.05 * lq.item(), 0.95 * ema[1] + 0.05 * la.item())
+        cur = (lq.item(), la.item(), shape_acc)
+        ema = cur if ema is None or step == a.vit_steps else tuple(0.95 * e + 0.05 * c for e, c in zip(ema, cur))
         if a.bench:
             if step == 1:
                 tb = time.time()
             continue
-        if step % 25 == 0 or step == a.steps - 1:
+        if step % 25 == 0 or step == total - 1:
             acc = ""
-            if step % a.eval_every == 0 or step == a.steps - 1:
+            if not stage1 and ((step - a.vit_steps) % a.eval_every == 0 or step == total - 1):
                 acc_v, per = evaluate()
                 acc = f"{acc_v:.4f}"
                 print(f"  heldout {acc} {per}", flush=True)
+                torch.save(model.state_dict(), os.path.join(a.out, "model.pt"))  # resumable checkpoint
             el = time.time() - t0
-            print(f"step {step} {el:.0f}s lr {lr_at(step):.2e} qa {ema[0]:.4f} aux {ema[1]:.4f}", flush=True)
-            log.write(f"{step},{el:.1f},{ema[0]:.5f},{ema[1]:.5f},{acc}\n")
+            st = 1 if stage1 else 2
+            print(f"step {step} stage {st} {el:.0f}s lr {lr_at(k, n):.2e} qa {ema[0]:.4f} aux {ema[1]:.4f} "
+                  f"patch-shape {ema[2]:.3f}", flush=True)
+            log.write(f"{step},{el:.1f},{st},{ema[0]:.5f},{ema[1]:.5f},{ema[2]:.4f},{acc}\n")
             log.flush()
     if a.bench:
         dt = (time.time() - tb) / (a.bench - 2)
-        print(f"bench: {dt:.3f} s/step, {a.batch/dt:.1f} images/s, {a.batch*a.qper/dt:.1f} questions/s")
+        print(f"bench: {dt:.3f} s/step")
         stream.p.kill()
         return
     stream.p.kill()

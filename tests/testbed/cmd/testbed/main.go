@@ -299,13 +299,19 @@ func readWeights(path string) (testmodel.Weights, trainConfig, error) {
 	return ws, hdr.Config, nil
 }
 
-func eval(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("eval", flag.ExitOnError)
+// modelFlags declares the flags naming the model pair and the scene seed.
+func modelFlags(name string) (*flag.FlagSet, *tbeval.Config) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	o := tbeval.DefaultConfig()
 	fs.StringVar(&o.LM, "lm", o.LM, "language model GGUF")
 	fs.StringVar(&o.MMProj, "mmproj", o.MMProj, "mmproj GGUF")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "held-out scene seed (training used another)")
+	return fs, &o
+}
+
+func eval(ctx context.Context, args []string) error {
+	fs, o := modelFlags("eval")
 	fs.IntVar(&o.Scenes, "scenes", o.Scenes, "held-out scenes")
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "held-out seed (training used another)")
 	fs.IntVar(&o.Threads, "t", o.Threads, "threads")
 	quick := fs.Bool("quick", false, "only none, hiprune and uniform at 1/9 of the grid")
 	out := fs.String("out", "eval/results/testbed.json", "JSON results")
@@ -314,7 +320,7 @@ func eval(ctx context.Context, args []string) error {
 	o.Quick = *quick
 	o.MaskDir = *masks
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rep, err := tbeval.Run(ctx, o)
+	rep, err := tbeval.Run(ctx, *o)
 	if err != nil {
 		return err
 	}
@@ -335,14 +341,10 @@ func eval(ctx context.Context, args []string) error {
 }
 
 func answers(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("answers", flag.ExitOnError)
-	o := tbeval.DefaultConfig()
-	fs.StringVar(&o.LM, "lm", o.LM, "language model GGUF")
-	fs.StringVar(&o.MMProj, "mmproj", o.MMProj, "mmproj GGUF")
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "scene seed")
+	fs, o := modelFlags("answers")
 	n := fs.Int("n", 10, "scenes")
 	fs.Parse(args)
-	as, err := tbeval.Answers(ctx, o, *n)
+	as, err := tbeval.Answers(ctx, *o, *n)
 	if err != nil {
 		return err
 	}
