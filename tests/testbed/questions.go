@@ -44,37 +44,12 @@ func Questions(s Scene, seed uint64, index int) []QA {
 
 	var out []QA
 
-	// color: a shape kind present exactly once.
-	var uniqShapes []string
-	for _, sh := range Shapes {
-		if shapeCount[sh] == 1 {
-			uniqShapes = append(uniqShapes, sh)
-		}
-	}
-	if len(uniqShapes) > 0 {
-		sh := uniqShapes[r.IntN(len(uniqShapes))]
-		for _, o := range objs {
-			if o.Shape == sh {
-				out = append(out, QA{"color", "What color is the " + sh + "?", o.Color})
-			}
-		}
-	}
-
-	// shape: a colour carried by exactly one object.
-	var uniqColors []string
-	for _, c := range Colors {
-		if colorCount[c] == 1 {
-			uniqColors = append(uniqColors, c)
-		}
-	}
-	if len(uniqColors) > 0 {
-		c := uniqColors[r.IntN(len(uniqColors))]
-		for _, o := range objs {
-			if o.Color == c {
-				out = append(out, QA{"shape", "What shape is " + c + "?", o.Shape})
-			}
-		}
-	}
+	// color: a shape kind present exactly once; shape: a colour carried by
+	// exactly one object.
+	out = uniqueQuestion(r, out, objs, Shapes, shapeCount, func(o Object) string { return o.Shape },
+		func(sh string, o Object) QA { return QA{"color", "What color is the " + sh + "?", o.Color} })
+	out = uniqueQuestion(r, out, objs, Colors, colorCount, func(o Object) string { return o.Color },
+		func(c string, o Object) QA { return QA{"shape", "What shape is " + c + "?", o.Shape} })
 
 	// exists: always asked, yes/no balanced.
 	if p, yes := existsPair(r, objs, shapeCount, colorCount, combo); yes {
@@ -168,6 +143,28 @@ func existsPair(r *rand.Rand, objs []Object, shapeCount, colorCount map[string]i
 	}
 	list := cands[kinds[r.IntN(len(kinds))]]
 	return list[r.IntN(len(list))], false
+}
+
+// uniqueQuestion appends a question about one value of kinds (picked at
+// random among those exactly one object has), made by ask from that object.
+func uniqueQuestion(r *rand.Rand, out []QA, objs []Object, kinds []string, count map[string]int,
+	key func(Object) string, ask func(string, Object) QA) []QA {
+	var uniq []string
+	for _, k := range kinds {
+		if count[k] == 1 {
+			uniq = append(uniq, k)
+		}
+	}
+	if len(uniq) == 0 {
+		return out
+	}
+	k := uniq[r.IntN(len(uniq))]
+	for _, o := range objs {
+		if key(o) == k {
+			out = append(out, ask(k, o))
+		}
+	}
+	return out
 }
 
 // FirstWord returns the first word of generated text, lowercased, with every
