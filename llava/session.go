@@ -144,6 +144,14 @@ func (st *Stats) DecodeTPS() float64 {
 	return float64(st.samples-1) / st.Decode.Seconds()
 }
 
+func (pr *Pruned) stats() ImageStats {
+	return ImageStats{
+		Name: pr.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
+		Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
+		GridW: pr.GridW, GridH: pr.GridH,
+	}
+}
+
 // segment is a piece of the prompt: text or an image's kept embeddings.
 type segment struct {
 	text  string
@@ -190,6 +198,8 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	st := &Stats{start: start, Prompt: promptText}
 	undo := func() { s.history = s.history[:len(s.history)-1] }
 	// Encode and prune every image first, so the LM sees one prefill.
+	// Images prepared here are released after the turn; prepared ones given
+	// in the turn stay the caller's.
 	pruned := make([]*Pruned, len(t.Images))
 	defer func() {
 		for _, pr := range pruned {
@@ -198,14 +208,14 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 			}
 		}
 	}()
-	for _, pr := range t.Prepared {
-		is := ImageStats{
-			Name: pr.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
-			Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
-			GridW: pr.GridW, GridH: pr.GridH,
-		}
+	report := func(pr *Pruned) {
+		is := pr.stats()
 		st.Images = append(st.Images, is)
+		if t.OnImage != nil {
+			t.OnImage(is)
+		}
 	}
+	images := t.Prepared
 	for i, img := range t.Images {
 		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
 		if err != nil {
@@ -213,14 +223,13 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 			return nil, err
 		}
 		pruned[i] = pr
-		is := ImageStats{
-			Name: img.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
-			Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
-			GridW: pr.GridW, GridH: pr.GridH,
-		}
-		st.Images = append(st.Images, is)
-		if t.OnImage != nil {
-			t.OnImage(is)
+		report(pr)
+	}
+	if len(t.Images) > 0 {
+		images = pruned
+	} else {
+		for _, pr := range images {
+			report(pr)
 		}
 	}
 	parts := strings.Split(promptText, ImageMarker)
@@ -229,10 +238,8 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 		if p != "" {
 			segs = append(segs, segment{text: p})
 		}
-		if i < len(pruned) {
-			segs = append(segs, segment{image: pruned[i]})
-		} else if j := i - len(pruned); j >= 0 && j < len(t.Prepared) {
-			segs = append(segs, segment{image: t.Prepared[j]})
+		if i < len(images) {
+			segs = append(segs, segment{image: images[i]})
 		}
 	}
 	checkpoint := s.nPast

@@ -128,6 +128,15 @@ func GenScene(seed uint64, index int) Scene {
 	return Scene{Img: img, Objects: objs, Plain: plain}
 }
 
+// RGB returns the image as interleaved 8-bit RGB (row-major, no alpha).
+func (s Scene) RGB() []byte {
+	out := make([]byte, len(s.Img.Pix)/4*3)
+	for p, j := 0, 0; p < len(s.Img.Pix); p, j = p+4, j+3 {
+		copy(out[j:j+3], s.Img.Pix[p:p+3])
+	}
+	return out
+}
+
 // layout returns the background kind and the objects of scene (seed, index).
 // It has its own random stream, so it does not depend on the rendering.
 func layout(seed uint64, index int) (plain bool, objs []Object) {

@@ -191,21 +191,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Model: filepath.Dir(cfg.LM), CPU: cpuName(), Threads: cfg.Threads, Seed: cfg.Seed,
 		Scenes: cfg.Scenes, byName: map[string]*Row{}, start: time.Now()}
 
-	quiet := slog.New(slog.DiscardHandler)
-	pipe, err := llava.Open(ctx, llava.Config{Model: cfg.LM, MMProj: cfg.MMProj, Threads: cfg.Threads, Logger: quiet})
+	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst)
 	if err != nil {
 		return nil, err
 	}
 	defer pipe.Close()
+	defer sess.Close()
 	info := pipe.Encoder().Info()
 	rep.GridW, rep.GridH, rep.Blocks = info.GridW, info.GridH, info.NRun
 	rep.ObjectLayer = cfg.ObjectLayer
 	n := info.GridW * info.GridH
-	sess, err := pipe.NewSession(llava.SessionConfig{NCtx: 1024})
-	if err != nil {
-		return nil, err
-	}
-	defer sess.Close()
 
 	configs := plan(rep, cfg, n, info.NRun)
 	needRef := !cfg.Quick
@@ -214,16 +209,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var mt *bridge.Mtmd
 	var mctx *bridge.Context
 	if needRef {
-		pipeL, err = llava.Open(ctx, llava.Config{Model: cfg.LM, MMProj: cfg.MMProj, Threads: cfg.Threads,
-			Layout: bridge.LayoutLlamaCpp, Logger: quiet})
-		if err != nil {
+		if pipeL, sessL, err = open(ctx, cfg, bridge.LayoutLlamaCpp); err != nil {
 			return nil, err
 		}
 		defer pipeL.Close()
-		sessL, err = pipeL.NewSession(llava.SessionConfig{NCtx: 1024})
-		if err != nil {
-			return nil, err
-		}
 		defer sessL.Close()
 		mt, err = bridge.OpenMtmd(cfg.MMProj, pipe.Model(), cfg.Threads, false)
 		if err != nil {
@@ -257,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						return nil, err
 					}
 				}
-				answers, err = askOurs(ctx, pipeL, sessL, encL, c.opts, it)
+				answers, _, err = askOurs(ctx, pipeL, sessL, encL, c.opts, it)
 			default:
 				e := encs[c.layer]
 				if e == nil {
@@ -266,10 +255,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					}
 					encs[c.layer] = e
 				}
-				answers, err = askOurs(ctx, pipe, sess, e, c.opts, it)
+				var pr *llava.Pruned
+				answers, pr, err = askOurs(ctx, pipe, sess, e, c.opts, it)
 				if err == nil && cfg.MaskDir != "" && sc < MaskScenes && c.row.Fraction == "1/9" &&
 					c.row.Group == "budget" && (c.opts.Method == llava.MethodHiPrune || c.opts.Method == llava.MethodUniform) {
-					err = writeMask(cfg.MaskDir, pipe, e, c.opts, it)
+					err = writeMask(cfg.MaskDir, pipe, pr, c.opts, it)
 				}
 			}
 			if err != nil {
@@ -358,10 +348,7 @@ func plan(rep *Report, cfg Config, n, depth int) []config {
 
 func makeItem(seed uint64, sc int) item {
 	s := testbed.GenScene(seed, sc)
-	rgb := imageprep.NewRGB(testbed.ImageSize, testbed.ImageSize)
-	for p, j := 0, 0; p < len(s.Img.Pix); p, j = p+4, j+3 {
-		copy(rgb.Pix[j:j+3], s.Img.Pix[p:p+3])
-	}
+	rgb := &imageprep.RGB{W: testbed.ImageSize, H: testbed.ImageSize, Pix: s.RGB()}
 	return item{
 		scene: sc,
 		img:   &llava.Image{Name: fmt.Sprintf("scene %d", sc), RGB: rgb},
@@ -373,13 +360,31 @@ func makeItem(seed uint64, sc int) item {
 // greedy answers: up to maxAnswer tokens, enough for the first word.
 const maxAnswer = 3
 
-func askOurs(ctx context.Context, p *llava.Pipeline, s *llava.Session, e *llava.Encoded, o llava.Options, it item) ([]string, error) {
+// open loads the pair with one session (the questions are asked one after
+// another, each in a cleared context).
+func open(ctx context.Context, cfg Config, layout bridge.Layout) (*llava.Pipeline, *llava.Session, error) {
+	p, err := llava.Open(ctx, llava.Config{Model: cfg.LM, MMProj: cfg.MMProj, Threads: cfg.Threads, Layout: layout,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := p.NewSession(llava.SessionConfig{NCtx: 1024})
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return p, s, nil
+}
+
+// askOurs prunes the encoded image once as o says and asks every question
+// about it; it returns the answers and the selection.
+func askOurs(ctx context.Context, p *llava.Pipeline, s *llava.Session, e *llava.Encoded, o llava.Options, it item) ([]string, *llava.Pruned, error) {
 	if o.Method == llava.MethodRandom {
 		o.Seed = uint64(it.scene) + 1
 	}
 	pr, err := p.Prune(e, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]string, len(it.qas))
 	for i, qa := range it.qas {
@@ -387,11 +392,11 @@ func askOurs(ctx context.Context, p *llava.Pipeline, s *llava.Session, e *llava.
 		gen := llava.GenOptions{MaxTokens: maxAnswer, Temp: 0}
 		ans, _, err := s.Ask(ctx, llava.Turn{Text: qa.Question, Prepared: []*llava.Pruned{pr}, Prune: o, Gen: gen})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[i] = ans
 	}
-	return out, nil
+	return out, pr, nil
 }
 
 // askMtmd runs llama.cpp's own path: mtmd tokenizes the same LLaVA-1.5
@@ -434,11 +439,7 @@ func askMtmd(mt *bridge.Mtmd, lctx *bridge.Context, m *bridge.Model, it item) ([
 	return out, nil
 }
 
-func writeMask(dir string, p *llava.Pipeline, e *llava.Encoded, o llava.Options, it item) error {
-	pr, err := p.Prune(e, o)
-	if err != nil {
-		return err
-	}
+func writeMask(dir string, p *llava.Pipeline, pr *llava.Pruned, o llava.Options, it item) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -583,16 +584,11 @@ type Answer struct {
 
 // Answers asks every question of scenes 0..n-1 of cfg.Seed unpruned.
 func Answers(ctx context.Context, cfg Config, n int) ([]Answer, error) {
-	pipe, err := llava.Open(ctx, llava.Config{Model: cfg.LM, MMProj: cfg.MMProj, Threads: cfg.Threads,
-		Logger: slog.New(slog.DiscardHandler)})
+	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst)
 	if err != nil {
 		return nil, err
 	}
 	defer pipe.Close()
-	sess, err := pipe.NewSession(llava.SessionConfig{NCtx: 1024})
-	if err != nil {
-		return nil, err
-	}
 	defer sess.Close()
 	var out []Answer
 	none := llava.Options{Method: llava.MethodNone}

@@ -87,7 +87,6 @@ func stream(args []string) error {
 	n := fs.Int("n", 0, "number of scenes (0: endless)")
 	fs.Parse(args)
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
-	rgb := make([]byte, testbed.ImageSize*testbed.ImageSize*3)
 	for i := *start; *n == 0 || i < *start+*n; i++ {
 		sc := testbed.GenScene(*seed, i)
 		rec := struct {
@@ -105,13 +104,10 @@ func stream(args []string) error {
 		if err != nil {
 			return err
 		}
-		for p, j := 0, 0; p < len(sc.Img.Pix); p, j = p+4, j+3 {
-			copy(rgb[j:j+3], sc.Img.Pix[p:p+3])
-		}
 		if _, err := w.Write(append(b, '\n')); err != nil {
 			return nil // reader closed the pipe
 		}
-		if _, err := w.Write(rgb); err != nil {
+		if _, err := w.Write(sc.RGB()); err != nil {
 			return nil
 		}
 	}
