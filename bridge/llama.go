@@ -33,6 +33,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/hiprune/hiprune-go/internal/fsutil"
 	"github.com/hiprune/hiprune-go/internal/gguf"
 )
 
@@ -53,6 +54,10 @@ type Model struct {
 // checkGGUF names the common ways a path is not a usable model, so that
 // llama.cpp never sees them.
 func checkGGUF(path, what string) error {
+	// A FIFO or a device would block the open or the read forever.
+	if err := fsutil.CheckInput(path); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

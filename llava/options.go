@@ -126,17 +126,21 @@ func DefaultGen() GenOptions {
 	return GenOptions{MaxTokens: 256, Temp: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.0, RepeatLastN: 64, Seed: 0xFFFFFFFF}
 }
 
-// Validate checks generation options.
+// Validate checks generation options. NaN and infinities are refused: a
+// NaN compares false with every bound and would reach the sampler.
 func (g GenOptions) Validate() error {
+	finite := func(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
 	switch {
-	case math.IsNaN(float64(g.Temp)) || g.Temp < 0:
-		return fmt.Errorf("%w: temperature %g must be >= 0", ErrOptions, g.Temp)
-	case g.TopP < 0 || g.TopP > 1:
+	case !finite(g.Temp) || g.Temp < 0:
+		return fmt.Errorf("%w: temperature %g must be a finite number >= 0", ErrOptions, g.Temp)
+	case !(g.TopP >= 0 && g.TopP <= 1):
 		return fmt.Errorf("%w: top-p %g must be in [0, 1]", ErrOptions, g.TopP)
-	case g.MinP < 0 || g.MinP > 1:
+	case !(g.MinP >= 0 && g.MinP <= 1):
 		return fmt.Errorf("%w: min-p %g must be in [0, 1]", ErrOptions, g.MinP)
-	case g.RepeatPenalty < 0:
-		return fmt.Errorf("%w: repeat penalty %g must be >= 0", ErrOptions, g.RepeatPenalty)
+	case !finite(g.RepeatPenalty) || g.RepeatPenalty < 0:
+		return fmt.Errorf("%w: repeat penalty %g must be a finite number >= 0", ErrOptions, g.RepeatPenalty)
+	case g.RepeatLastN < -1:
+		return fmt.Errorf("%w: repeat-last-n %d must be >= -1 (-1: the whole context)", ErrOptions, g.RepeatLastN)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/hiprune"
+	"github.com/hiprune/hiprune-go/internal/fsutil"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
@@ -29,7 +29,8 @@ import (
 type Config struct {
 	Model  string // language model GGUF
 	MMProj string // vision projector GGUF; "" for a text-only pipeline
-	// Threads for the encoder and the LM; 0 = number of CPUs.
+	// Threads for the encoder and the LM; 0 = number of CPUs (MaxThreads),
+	// which is also the most used.
 	Threads int
 	// GPULayers is llama.cpp's -ngl: LM layers offloaded to a GPU device.
 	GPULayers int
@@ -70,17 +71,27 @@ var ErrNoVision = errors.New("model has no vision projector")
 // ErrMismatch means the projector does not fit the language model.
 var ErrMismatch = errors.New("projector does not match the language model")
 
+// MaxThreads is the most compute threads a pipeline uses: the CPUs this
+// process may run on. Config.Threads above it is capped.
+func MaxThreads() int { return runtime.NumCPU() }
+
 // Open loads the language model and, if given, the projector.
 func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Threads <= 0 {
 		cfg.Threads = runtime.NumCPU()
 	}
-	if cfg.ImageLimits.MaxPixels == 0 && cfg.ImageLimits.MaxBytes == 0 {
-		cfg.ImageLimits = imageprep.DefaultLimits
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	// ggml's worker threads spin while they wait: more threads than CPUs
+	// only slow every step down (1,000 threads on 2 CPUs ran for minutes).
+	if n := MaxThreads(); cfg.Threads > n {
+		log.Warn("more threads than CPUs; capping", "threads", cfg.Threads, "cpus", n)
+		cfg.Threads = n
+	}
+	if cfg.ImageLimits.MaxPixels == 0 && cfg.ImageLimits.MaxBytes == 0 {
+		cfg.ImageLimits = imageprep.DefaultLimits
 	}
 	if cfg.Model == "" {
 		return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
@@ -89,10 +100,8 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		if f.path == "" {
 			continue
 		}
-		if st, err := os.Stat(f.path); err != nil {
+		if err := fsutil.CheckInput(f.path); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.what, err)
-		} else if st.IsDir() {
-			return nil, fmt.Errorf("%s: %s is a directory", f.what, f.path)
 		}
 	}
 	if err := ctx.Err(); err != nil {

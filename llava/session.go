@@ -77,6 +77,10 @@ func (s *Session) Close() { s.lctx.Close() }
 // Context exposes the llama.cpp context (for tests and benchmarks).
 func (s *Session) Context() *bridge.Context { return s.lctx }
 
+// NCtx is the context length in tokens. llama.cpp may round the requested
+// SessionConfig.NCtx up (to a multiple of 256).
+func (s *Session) NCtx() int { return s.lctx.NCtx() }
+
 // Reset forgets the conversation.
 func (s *Session) Reset() {
 	s.mu.Lock()
@@ -155,6 +159,7 @@ func (pr *Pruned) stats() ImageStats {
 // segment is a piece of the prompt: text or an image's kept embeddings.
 type segment struct {
 	text  string
+	toks  []int32 // text, tokenized
 	image *Pruned
 }
 
@@ -215,6 +220,37 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 			t.OnImage(is)
 		}
 	}
+	// Tokenize the text and count the image tokens before any encoding: a
+	// turn that cannot fit is refused before seconds of work.
+	parts := strings.Split(promptText, ImageMarker)
+	partToks := make([][]int32, len(parts))
+	nText, nImage := 0, 0
+	for i, part := range parts {
+		// BOS goes first in the context, before text only (as before the
+		// image-first layout: an image first means no BOS).
+		addBOS := s.nPast == 0 && i == 0 && s.p.model.AddBOS()
+		if part == "" {
+			continue
+		}
+		toks, err := s.p.model.Tokenize(part, addBOS, true)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		partToks[i] = toks
+		nText += len(toks)
+	}
+	for _, pr := range t.Prepared {
+		nImage += len(pr.Kept)
+	}
+	if len(t.Images) > 0 {
+		nImage += len(t.Images) * t.Prune.Budget(s.p.enc.Info().NPatches)
+	}
+	if n, room := nText+nImage, s.lctx.NCtx()-s.nPast; n > room {
+		undo()
+		return nil, fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
+			n, nText, nImage, s.lctx.NCtx(), room, bridge.ErrContextFull)
+	}
 	images := t.Prepared
 	for i, img := range t.Images {
 		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
@@ -232,11 +268,10 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 			report(pr)
 		}
 	}
-	parts := strings.Split(promptText, ImageMarker)
 	segs := make([]segment, 0, 2*len(parts))
 	for i, p := range parts {
 		if p != "" {
-			segs = append(segs, segment{text: p})
+			segs = append(segs, segment{text: p, toks: partToks[i]})
 		}
 		if i < len(images) {
 			segs = append(segs, segment{image: images[i]})
@@ -320,11 +355,10 @@ func (s *Session) formatTurn(content string) (add, rendered string, err error) {
 }
 
 func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) error {
-	m := s.p.model
+	w := s.p.model.NEmbd()
 	for i, sg := range segs {
 		last := i == len(segs)-1
 		if sg.image != nil {
-			w := m.NEmbd()
 			rows := sg.image.Embd
 			n := len(rows) / w
 			if err := s.decodeBatches(ctx, n, func(off, k int, logits bool) error {
@@ -335,17 +369,13 @@ func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) e
 			st.ImageTokens += n
 			continue
 		}
-		addBOS := s.nPast == 0 && i == 0 && m.AddBOS()
-		toks, err := m.Tokenize(sg.text, addBOS, true)
-		if err != nil {
-			return err
-		}
-		if err := s.decodeBatches(ctx, len(toks), func(off, k int, logits bool) error {
-			return s.lctx.DecodeTokens(toks[off:off+k], s.nPast, last && logits)
+		t := sg.toks
+		if err := s.decodeBatches(ctx, len(t), func(off, k int, logits bool) error {
+			return s.lctx.DecodeTokens(t[off:off+k], s.nPast, last && logits)
 		}); err != nil {
 			return fmt.Errorf("prompt: %w", err)
 		}
-		st.TextTokens += len(toks)
+		st.TextTokens += len(t)
 	}
 	return nil
 }

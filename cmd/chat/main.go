@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/internal/fsutil"
 	"github.com/hiprune/hiprune-go/llava"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
@@ -251,18 +252,21 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	if o.saveMask != "" && filepath.Ext(o.saveMask) == "" {
 		return usagef("--save-mask %q: give a .png file name", o.saveMask)
 	}
-	if o.saveMask != "" {
-		// The mask is written after the answer; a bad folder must fail before any output.
-		dir := filepath.Dir(o.saveMask)
-		if st, err := os.Stat(dir); err != nil {
-			return fmt.Errorf("--save-mask %s: %w", o.saveMask, err)
-		} else if !st.IsDir() {
-			return fmt.Errorf("--save-mask %s: %s is not a directory", o.saveMask, dir)
-		}
+	c := &chatter{o: o, po: po, gen: gen, stdout: stdout, stderr: stderr, inputs: []string{o.model, o.mmproj}}
+	c.inputs = append(c.inputs, o.images...)
+	// Every output is checked before any model work: the mask is written
+	// after the answer, and must never replace an input.
+	if err := c.checkMasks(len(o.images)); err != nil {
+		return err
+	}
+	threads := o.threads
+	if n := llava.MaxThreads(); threads > n {
+		fmt.Fprintf(stderr, "chat: -t %d: this machine has %d CPUs; using %d threads\n", threads, n, n)
+		threads = n
 	}
 	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
 	p, err := llava.Open(ctx, llava.Config{
-		Model: o.model, MMProj: o.mmproj, Threads: o.threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
+		Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
 		Layout: layout, ObjectLayer: po.ObjectLayer, Logger: log,
 	})
 	if err != nil {
@@ -283,7 +287,10 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 		return err
 	}
 	defer s.Close()
-	c := &chatter{o: o, p: p, s: s, po: po, gen: gen, stdout: stdout, stderr: stderr}
+	if n := s.NCtx(); n != o.nCtx {
+		fmt.Fprintf(stderr, "chat: -c %d: llama.cpp rounds the context to %d tokens\n", o.nCtx, n)
+	}
+	c.p, c.s = p, s
 	if o.set["p"] || o.set["prompt"] {
 		return c.ask(ctx, o.prompt, imgs)
 	}
@@ -298,10 +305,48 @@ type chatter struct {
 	gen    llava.GenOptions
 	stdout io.Writer
 	stderr io.Writer
-	masks  int
+	masks  int      // masks written so far
+	inputs []string // every file read: outputs must never replace one
+}
+
+// maskPaths names the masks of the next turn's n images: --save-mask
+// itself for the first single image, then NAME-k.png numbered across turns.
+func (c *chatter) maskPaths(n int) []string {
+	if c.o.saveMask == "" {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		k := c.masks + i + 1
+		path := c.o.saveMask
+		if k > 1 || n > 1 {
+			ext := filepath.Ext(path)
+			path = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(path, ext), k, ext)
+		}
+		out[i] = path
+	}
+	return out
+}
+
+// checkMasks checks the next turn's mask paths before any work is done.
+func (c *chatter) checkMasks(n int) error {
+	for _, path := range c.maskPaths(max(n, 1)) {
+		if err := fsutil.CheckOutput(path, c.inputs...); err != nil {
+			if errors.Is(err, fsutil.ErrIsInput) {
+				return usagef("--save-mask: %v", err)
+			}
+			return fmt.Errorf("--save-mask: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) error {
+	if len(imgs) > 0 {
+		if err := c.checkMasks(len(imgs)); err != nil {
+			return err
+		}
+	}
 	bw := bufio.NewWriter(c.stdout)
 	wrote := false
 	turn := llava.Turn{
@@ -325,6 +370,9 @@ func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) err
 	if err != nil {
 		return err
 	}
+	if st.StopReason == "context" {
+		fmt.Fprintf(c.stderr, "chat: the answer stopped at the end of the %d-token context (/reset starts over; -c sets the size)\n", c.s.NCtx())
+	}
 	if c.o.saveMask != "" {
 		if err := c.writeMasks(imgs, st); err != nil {
 			return err
@@ -337,13 +385,14 @@ func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) err
 }
 
 func (c *chatter) writeMasks(imgs []*llava.Image, st *llava.Stats) error {
+	paths := c.maskPaths(len(st.Images))
 	for i, is := range st.Images {
-		path := c.o.saveMask
-		c.masks++
-		if c.masks > 1 || len(st.Images) > 1 {
-			ext := filepath.Ext(path)
-			path = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(path, ext), c.masks, ext)
+		path := paths[i]
+		// Checked before the turn; checked again in case the file changed.
+		if err := fsutil.CheckOutput(path, c.inputs...); err != nil {
+			return fmt.Errorf("--save-mask: %w", err)
 		}
+		c.masks++
 		f, err := os.Create(path)
 		if err != nil {
 			return fmt.Errorf("--save-mask: %w", err)
@@ -360,18 +409,60 @@ func (c *chatter) writeMasks(imgs []*llava.Image, st *llava.Stats) error {
 	return nil
 }
 
+// maxLine is the longest message read from stdin.
+const maxLine = 1 << 20
+
+var errLineTooLong = fmt.Errorf("message longer than the %d-byte (1 MiB) line limit; not sent", maxLine)
+
+// readLine returns the next line without its newline. A line over maxLine
+// is read to its end and dropped with errLineTooLong, so the next line
+// starts a fresh message.
+func readLine(r *bufio.Reader) (string, error) {
+	var buf []byte
+	long := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !long {
+			if len(buf)+len(chunk) > maxLine+1 { // +1: the newline itself
+				long, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err != nil && (long || len(buf) > 0) && err == io.EOF:
+			// A last line without a newline.
+		case err != nil:
+			return "", err
+		}
+		if long {
+			return "", errLineTooLong
+		}
+		return strings.TrimSuffix(string(buf), "\n"), nil
+	}
+}
+
 func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llava.Image) error {
-	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	br := bufio.NewReaderSize(stdin, 64<<10)
 	pending := imgs
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !sc.Scan() {
-			return sc.Err()
+		raw, err := readLine(br)
+		if errors.Is(err, errLineTooLong) {
+			fmt.Fprintf(c.stderr, "chat: %v\n", err)
+			continue
 		}
-		line := strings.TrimSpace(sc.Text())
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading stdin: %w", err)
+		}
+		line := strings.TrimSpace(raw)
 		switch {
 		case line == "":
 			continue
@@ -392,6 +483,7 @@ func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llav
 				fmt.Fprintf(c.stderr, "chat: %v\n", oneLine(err))
 				continue
 			}
+			c.inputs = append(c.inputs, path)
 			pending = append(pending, img)
 			fmt.Fprintf(c.stderr, "chat: %s attached to the next message\n", path)
 		case strings.HasPrefix(line, "/keep"):
@@ -417,7 +509,7 @@ func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llav
 				// A turn that fails leaves the session usable.
 				fmt.Fprintf(c.stderr, "chat: %v\n", oneLine(err))
 				if errors.Is(err, bridge.ErrContextFull) {
-					return err
+					fmt.Fprintln(c.stderr, "chat: /reset starts a new conversation (-c sets the context size)")
 				}
 			}
 		}

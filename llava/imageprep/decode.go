@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/image/webp"
+
+	"github.com/hiprune/hiprune-go/internal/fsutil"
 )
 
 // Sentinel errors; every error returned by this package wraps one of them
@@ -24,7 +26,9 @@ var (
 	ErrFormat = errors.New("imageprep: unsupported or unrecognised image format")
 	// ErrCorrupt: the header was read but the pixel data is truncated or corrupt.
 	ErrCorrupt = errors.New("imageprep: truncated or corrupt image data")
-	// ErrTooLarge: the image has more pixels than Limits.MaxPixels or the input more bytes than Limits.MaxBytes.
+	// ErrTooLarge: the image has more pixels than Limits.MaxPixels, needs more
+	// memory to decode than Limits.MaxDecodeBytes, or the input has more bytes
+	// than Limits.MaxBytes.
 	ErrTooLarge = errors.New("imageprep: image too large")
 	// ErrEmpty: the image has zero width or height.
 	ErrEmpty = errors.New("imageprep: zero-size image")
@@ -39,10 +43,15 @@ type Limits struct {
 	MaxPixels int64
 	// MaxBytes is the largest accepted input size in bytes; 0 (or less) means no limit.
 	MaxBytes int64
+	// MaxDecodeBytes is the memory budget of one decode: an upper bound of
+	// what the decoder and the conversion to RGB allocate, computed from
+	// the header (kind, size, bit depth, subsampling, progressive or
+	// interlaced), must not exceed it. <= 0 means DefaultMaxDecodeBytes.
+	MaxDecodeBytes int64
 }
 
 // DefaultLimits are the limits used when none are given.
-var DefaultLimits = Limits{MaxPixels: 50_000_000}
+var DefaultLimits = Limits{MaxPixels: 50_000_000, MaxDecodeBytes: DefaultMaxDecodeBytes}
 
 // RGB is an 8-bit RGB image, row-major, interleaved: Pix[3*(y*W+x)+c].
 // It is the same layout as llama.cpp's clip_image_u8.buf.
@@ -92,6 +101,10 @@ func (m *RGB) validate() error {
 
 // DecodeFile opens path and decodes it with Decode.
 func DecodeFile(path string, lim Limits) (*RGB, error) {
+	// A FIFO or a device would block or never end: refuse before opening.
+	if err := fsutil.CheckInput(path); err != nil {
+		return nil, fmt.Errorf("imageprep: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("imageprep: %w", err) // *fs.PathError names the path
@@ -151,6 +164,14 @@ func Decode(r io.Reader, lim Limits) (*RGB, error) {
 			ErrTooLarge, kind, cfg.Width, cfg.Height, px, lim.MaxPixels)
 	}
 	header := append([]byte(nil), rec.Bytes()...)
+	budget := lim.MaxDecodeBytes
+	if budget <= 0 {
+		budget = DefaultMaxDecodeBytes
+	}
+	if need := decodeCost(kind, cfg, header); need > budget {
+		return nil, fmt.Errorf("%w: decoding this %d x %d %s image needs up to %d MiB, over the %d MiB memory budget",
+			ErrTooLarge, cfg.Width, cfg.Height, kind, (need+(1<<20)-1)>>20, budget>>20)
+	}
 	full := io.MultiReader(bytes.NewReader(header), br)
 
 	var img image.Image
