@@ -70,9 +70,10 @@ func checkGGUF(path, what string) error {
 	return nil
 }
 
-// checkModelFile reads the GGUF header in Go first: a truncated file or a
-// vocabulary with a repeated piece makes llama.cpp log and fail or abort
-// the whole process, so those are refused here with a message naming them.
+// checkModelFile reads the GGUF header in Go first: a truncated file, or
+// hyper-parameters or a vocabulary that make llama.cpp abort the whole
+// process or compute NaN (lmcheck.go), are refused here with a message
+// naming them.
 func checkModelFile(path string) error {
 	if err := checkGGUF(path, "model"); err != nil {
 		return err
@@ -82,17 +83,7 @@ func checkModelFile(path string) error {
 		return fmt.Errorf("model: %s: %v: %w", path, err, ErrFormat)
 	}
 	defer f.Close()
-	if kv, ok := f.Get("tokenizer.ggml.tokens"); ok {
-		toks, _ := kv.Value.([]string)
-		seen := make(map[string]int, len(toks))
-		for i, t := range toks {
-			if j, dup := seen[t]; dup {
-				return fmt.Errorf("model: %s: vocabulary piece %q appears twice (tokens %d and %d): %w", path, t, j, i, ErrFormat)
-			}
-			seen[t] = i
-		}
-	}
-	return nil
+	return checkLMHparams(path, f)
 }
 
 // LoadModel loads a GGUF language model.
