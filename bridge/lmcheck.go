@@ -242,7 +242,7 @@ func buildLMRules() []lmRule {
 			return ""
 		}, src: "llama-vocab.cpp:1819 unknown tokenizer (clean); none/no_vocab: GGML_ASSERT(tokenizer) when tokenizing (llama-vocab.cpp:2802)"},
 		{key: "tokenizer.ggml.tokens", typ: kvStrs, need: true, check: checkTokens,
-			src: "llama-vocab.cpp:2041-2089: not a string array aborts (gguf.cpp:818) or crashes, an empty one crashes, a repeated piece aborts (GGML_ASSERT at 2089), a SentencePiece vocabulary without the 256 byte pieces aborts on the first text it cannot spell (unordered_map::at in byte_to_token)"},
+			src: "llama-vocab.cpp:2041-2089: not a string array aborts (gguf.cpp:818) or crashes, an empty one crashes, a repeated piece aborts (GGML_ASSERT at 2089), a SentencePiece vocabulary without the 256 byte pieces aborts on the first text it cannot spell (unordered_map::at in byte_to_token), an RWKV one without its pieces' first bytes hangs tokenizing"},
 		{key: "tokenizer.ggml.tokens", typ: kvStrs, arch: "llama", check: func(c *lmCtx, v any) string {
 			n := int64(len(v.([]string)))
 			for _, name := range []string{"token_embd.weight", "output.weight"} {
@@ -254,8 +254,8 @@ func buildLMRules() []lmRule {
 		}, src: "load_tensors shapes of token_embd and output, llama-model.cpp:2640-2644 (clean)"},
 		{key: "tokenizer.ggml.scores", typ: kvF32s, check: sameLengthAsTokens,
 			src: "llama-vocab.cpp:2073 reads scores[i] for every token: a short array is read past its end"},
-		{key: "tokenizer.ggml.token_type", typ: kvInts, check: sameLengthAsTokens,
-			src: "llama-vocab.cpp:2077 reads toktypes[i] for every token: a short array is read past its end"},
+		{key: "tokenizer.ggml.token_type", typ: kvInts, check: checkTokenTypes,
+			src: "llama-vocab.cpp:2077 reads toktypes[i] for every token: a short array is read past its end; a byte piece in a \"bert\" vocabulary aborts the load (GGML_ABORT in token_to_byte, llama-vocab.cpp:2590)"},
 		{key: "tokenizer.ggml.merges", typ: kvStrs, src: "llama-vocab.cpp:1747 gguf_get_arr_str aborts on a non-string array (gguf.cpp:818)"},
 		{key: "tokenizer.ggml.token_type_count", typ: kvU32, src: "llama-vocab.cpp:1690 (clean)"},
 		{key: "tokenizer.ggml.add_bos_token", typ: kvBool, check: needsSpecial("bos"),
@@ -544,31 +544,125 @@ func checkTokens(c *lmCtx, v any) string {
 		}
 		seen[t] = i
 	}
-	if m, _ := c.vals["tokenizer.ggml.model"].(string); m == "llama" {
+	switch m, _ := c.vals["tokenizer.ggml.model"].(string); m {
+	case "llama":
 		for b := 0; b < 256; b++ {
 			if p := fmt.Sprintf("<0x%02X>", b); !has(seen, p) {
 				return fmt.Sprintf("has no byte piece %q (a SentencePiece vocabulary spells text it has no piece for with the 256 byte pieces)", p)
+			}
+		}
+	case "rwkv":
+		// llama.cpp's RWKV tokenizer (llama-vocab.cpp:1195) restarts at
+		// the same position for ever when a text starts like a piece
+		// but no whole piece matches: every first byte of a piece must be
+		// a piece itself.
+		var single, first [256]bool
+		for i, t := range toks {
+			if t == "" {
+				t = "[EMPTY_" + strconv.Itoa(i) + "]"
+			}
+			b := rwkvUnescape(t)
+			if len(b) == 1 {
+				single[b[0]] = true
+			}
+			if len(b) > 0 {
+				first[b[0]] = true
+			}
+		}
+		for b := range 256 {
+			if first[b] && !single[b] {
+				return fmt.Sprintf("has pieces starting with byte 0x%02X but no piece for that byte alone (llama.cpp's RWKV tokenizer loops for ever on such text)", b)
 			}
 		}
 	}
 	return ""
 }
 
+// rwkvUnescape is llama_unescape_rwkv_token (llama-vocab.cpp:1122): RWKV
+// pieces are stored with \t, \n, \r, \xNN and \\ escapes.
+func rwkvUnescape(s string) []byte {
+	var out []byte
+	escaping, hexLeft, acc := false, 0, byte(0)
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case hexLeft > 0:
+			v := ch - '0'
+			if ch >= 'a' {
+				v = ch - 'a' + 10
+			}
+			acc = acc<<4 + v
+			if hexLeft--; hexLeft == 0 {
+				out = append(out, acc)
+				acc = 0
+			}
+		case escaping:
+			switch ch {
+			case 't':
+				out = append(out, '\t')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 'x':
+				hexLeft = 2
+			default:
+				out = append(out, ch)
+			}
+			escaping = false
+		case ch == '\\':
+			escaping = true
+		default:
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
 func sameLengthAsTokens(c *lmCtx, v any) string {
 	toks, _ := c.vals["tokenizer.ggml.tokens"].([]string)
-	n := 0
-	switch x := v.(type) {
-	case []float32:
-		n = len(x)
-	case []int32:
-		n = len(x)
-	case []uint32:
-		n = len(x)
+	n := len(ints(v))
+	if f, ok := v.([]float32); ok {
+		n = len(f)
 	}
 	if n != len(toks) {
 		return fmt.Sprintf("must have one value per token (%d)", len(toks))
 	}
 	return ""
+}
+
+// tokenByte is LLAMA_TOKEN_TYPE_BYTE (include/llama.h).
+const tokenByte = 6
+
+func checkTokenTypes(c *lmCtx, v any) string {
+	if why := sameLengthAsTokens(c, v); why != "" {
+		return why
+	}
+	if m, _ := c.vals["tokenizer.ggml.model"].(string); m == "bert" {
+		// llama.cpp renders every byte piece once while loading, and its
+		// WordPiece tokenizer has no byte pieces to render.
+		for i, t := range ints(v) {
+			if t == tokenByte {
+				return fmt.Sprintf("must have no byte pieces (type %d) with the \"bert\" tokenizer (token %d is one)", tokenByte, i)
+			}
+		}
+	}
+	return ""
+}
+
+func ints(v any) []int64 {
+	var out []int64
+	switch x := v.(type) {
+	case []int32:
+		for _, t := range x {
+			out = append(out, int64(t))
+		}
+	case []uint32:
+		for _, t := range x {
+			out = append(out, int64(t))
+		}
+	}
+	return out
 }
 
 // needsSpecial refuses add_<which>_token = true when the tokenizer then has

@@ -28,6 +28,7 @@ const (
 	beforeNaN   = "nan"   // loads and decodes, every logit NaN or Inf
 	beforeRuns  = "runs"  // loads and decodes finite logits (value ignored, read past an array, or harmless)
 	beforeClean = "clean" // llama.cpp refuses it with its own (logged) error
+	beforeHang  = "hang"  // it never finishes (TestLMCheckBefore gives up after 10 s)
 )
 
 type lmMutation struct {
@@ -226,6 +227,10 @@ func lmMutations(t *testing.T) []lmMutation {
 	add("add_bos without a BOS token", beforeAbort, "tokenizer.ggml.add_bos_token",
 		`= true: needs tokenizer.ggml.bos_token_id inside the vocabulary (the "t5" tokenizer has no default)`, fixture.Edit{
 			Set: map[string]any{"tokenizer.ggml.model": "t5", "tokenizer.ggml.add_bos_token": true}, Delete: []string{"tokenizer.ggml.bos_token_id"}})
+	add("byte piece in a bert vocabulary", beforeAbort, "tokenizer.ggml.token_type", `must have no byte pieces (type 6) with the "bert" tokenizer (token 3 is one)`,
+		set("tokenizer.ggml.model", "bert"))
+	add("rwkv vocabulary without single bytes", beforeHang, "tokenizer.ggml.tokens",
+		"has pieces starting with byte 0x", set("tokenizer.ggml.model", "rwkv"))
 	add("bos id int32", beforeClean, "tokenizer.ggml.bos_token_id", "= 1 (i32): must be a uint32", set("tokenizer.ggml.bos_token_id", int32(1)))
 
 	// The file itself.
@@ -389,9 +394,9 @@ func decodeRaw(path string) (int, error) {
 
 // runLMChild runs TestLMCheckChild over paths and returns its combined
 // output and error.
-func runLMChild(t *testing.T, raw bool, paths ...string) (string, error) {
+func runLMChild(t *testing.T, raw bool, timeout time.Duration, paths ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLMCheckChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "HIPRUNE_LMCHECK_FILES="+strings.Join(paths, "\n"), "GGML_NO_BACKTRACE=1")
@@ -402,18 +407,18 @@ func runLMChild(t *testing.T, raw bool, paths ...string) (string, error) {
 	return string(out), err
 }
 
-// The files that abort (or crash) llama.cpp's loader, tokenizer, first
-// graph or first decode now end with an error in a process that keeps
-// running: one child loads and decodes all of them in turn.
+// The files that abort (or crash, or hang) llama.cpp's loader, tokenizer,
+// first graph or first decode now end with an error in a process that
+// keeps running: one child loads and decodes all of them in turn.
 func TestLoadModelBadFilesExitCleanly(t *testing.T) {
 	var paths []string
 	for _, mu := range lmMutations(t) {
-		if mu.before == beforeAbort {
+		if mu.before == beforeAbort || mu.before == beforeHang {
 			paths = append(paths, mu.path)
 		}
 	}
 	require.GreaterOrEqual(t, len(paths), 20)
-	out, err := runLMChild(t, false, paths...)
+	out, err := runLMChild(t, false, 2*time.Minute, paths...)
 	require.NoError(t, err, "child died:\n%s", out)
 	for _, bad := range []string{"GGML_ASSERT", "SIGABRT", "SIGSEGV", "goroutine ", "terminate called"} {
 		assert.NotContains(t, out, bad)
@@ -433,9 +438,11 @@ func TestLMCheckBefore(t *testing.T) {
 	}
 	for _, mu := range lmMutations(t) {
 		t.Run(mu.name, func(t *testing.T) {
-			out, err := runLMChild(t, true, mu.path)
+			out, err := runLMChild(t, true, 10*time.Second, mu.path)
 			got := beforeRuns
 			switch {
+			case strings.Contains(fmt.Sprint(err), "signal: killed"): // the timeout
+				got = beforeHang
 			case err != nil:
 				got = beforeAbort
 			case strings.Contains(out, "\terror\t"):
