@@ -133,7 +133,9 @@ func hpLogGo(level C.int, text *C.char, _ unsafe.Pointer) {
 	ctx := context.Background()
 	switch {
 	case lvl >= int(C.GGML_LOG_LEVEL_ERROR):
-		slog.Error("llama.cpp: " + line)
+		if !captureLine(line) {
+			slog.Error("llama.cpp: " + line)
+		}
 	case lvl == int(C.GGML_LOG_LEVEL_WARN) && verbose.Load():
 		slog.Warn("llama.cpp: " + line)
 	default:

@@ -102,6 +102,9 @@ type Encoder struct {
 // OpenEncoder loads an mmproj GGUF.
 func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
 	Init()
+	if err := checkProjectorFile(path); err != nil {
+		return nil, fmt.Errorf("mmproj: %w", err)
+	}
 	cp := C.hp_encoder_params{
 		object_layer: C.int(p.ObjectLayer),
 		layout:       C.int(p.Layout),

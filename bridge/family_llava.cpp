@@ -21,8 +21,11 @@ struct vit_block {
 
 enum class ffn_act { gelu, silu, gelu_quick };
 
+// Q8_1 and Q8_K are quantized but only as the other side of a dot
+// product: the CPU backend has no kernel with them as weights.
 bool is_matmul_type(ggml_type t) {
-    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || ggml_is_quantized(t);
+    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 ||
+           (ggml_is_quantized(t) && t != GGML_TYPE_Q8_1 && t != GGML_TYPE_Q8_K);
 }
 
 // blocks_to_run is the one place that decides how deep the encoder goes: the
@@ -91,12 +94,22 @@ int blocks_to_run(const gguf_file & f, int n_block, int layout) {
 class llava_mlp final : public vision_family {
 public:
     llava_mlp(const gguf_file & f, int layout) : path_(f.path()) {
-        image_size_ = (int) f.get_u32("clip.vision.image_size");
-        patch_size_ = (int) f.get_u32("clip.vision.patch_size");
-        n_embd_ = (int) f.get_u32("clip.vision.embedding_length");
-        n_head_ = (int) f.get_u32("clip.vision.attention.head_count");
-        n_ff_ = (int) f.get_u32("clip.vision.feed_forward_length");
-        n_block_ = (int) f.get_u32("clip.vision.block_count");
+        // Bounds far above any CLIP (ViT-G: 1664 wide, 48 blocks, 448 px)
+        // so that a corrupted value is named here, not as an int overflow
+        // or a huge allocation further on.
+        auto dim = [&](const char * key, uint32_t hi) {
+            const uint32_t v = f.get_u32(key);
+            if (v < 1 || v > hi) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: %s = %u is out of range (1..%u)", path_.c_str(), key, v, hi));
+            }
+            return (int) v;
+        };
+        image_size_ = dim("clip.vision.image_size", 8192);
+        patch_size_ = dim("clip.vision.patch_size", 8192);
+        n_embd_ = dim("clip.vision.embedding_length", 1 << 16);
+        n_head_ = dim("clip.vision.attention.head_count", 1 << 16);
+        n_ff_ = dim("clip.vision.feed_forward_length", 1 << 18);
+        n_block_ = dim("clip.vision.block_count", 1024);
         eps_ = f.get_f32("clip.vision.attention.layer_norm_epsilon");
         const bool gelu = f.get_bool("clip.use_gelu", false);
         const bool silu = f.get_bool("clip.use_silu", false);
@@ -114,8 +127,13 @@ public:
         for (int i = 0; i < 3; i++) {
             mean_[i] = mean[i];
             std_[i] = std[i];
-            if (!(std_[i] != 0.0f) || !std::isfinite(std_[i]) || !std::isfinite(mean_[i])) {
-                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_std[%d] = %g is not usable", path_.c_str(), i, std_[i]));
+            if (!(std_[i] != 0.0f) || !std::isfinite(std_[i])) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_std[%d] = %g, want a finite non-zero value",
+                                                  path_.c_str(), i, std_[i]));
+            }
+            if (!std::isfinite(mean_[i])) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_mean[%d] = %g, want a finite value", path_.c_str(), i,
+                                                  mean_[i]));
             }
         }
         if (image_size_ <= 0 || patch_size_ <= 0 || image_size_ % patch_size_ != 0) {
@@ -126,12 +144,9 @@ public:
             throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.embedding_length %d is not divisible by attention.head_count %d",
                                               path_.c_str(), n_embd_, n_head_));
         }
-        if (n_block_ < 1) {
-            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.block_count is 0", path_.c_str()));
-        }
-        if (n_ff_ <= 0 || !(eps_ > 0.0f)) {
-            throw error(HP_ERR_FORMAT, strfmt("%s: bad feed_forward_length %d or layer_norm_epsilon %g",
-                                              path_.c_str(), n_ff_, eps_));
+        if (!(eps_ > 0.0f) || !std::isfinite(eps_)) {
+            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.attention.layer_norm_epsilon = %g, want a finite value > 0",
+                                              path_.c_str(), eps_));
         }
         n_run_ = blocks_to_run(f, n_block_, layout);
         grid_ = image_size_ / patch_size_;
@@ -178,6 +193,15 @@ public:
         const int64_t E = n_embd_, P = patch_size_;
         has_cls_ = f.tensor("v.class_embd") != nullptr;
         const int64_t n_pos = n_patches_ + (has_cls_ ? 1 : 0);
+        // The position table says whether the file was made with a class
+        // token: name the missing tensor rather than the table's shape.
+        if (ggml_tensor * pm = f.tensor("v.position_embd.weight")) {
+            if (!has_cls_ && pm->ne[1] == n_pos + 1) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: missing tensor v.class_embd: v.position_embd.weight has %lld positions, "
+                                                  "the %d patches and a class token",
+                                                  path_.c_str(), (long long) pm->ne[1], n_patches_));
+            }
+        }
 
         ggml_tensor * pe = f.require("v.patch_embd.weight");
         if (pe->type != GGML_TYPE_F32 && pe->type != GGML_TYPE_F16) {
@@ -197,6 +221,22 @@ public:
         post_w_ = take("v.post_ln.weight", false, {E}, false);
         post_b_ = take("v.post_ln.bias", false, {E}, false);
 
+        // A block_count past the stored blocks would otherwise be reported
+        // as the first missing block tensor.
+        {
+            auto stored = [&](int il) {
+                return f.tensor(strfmt("v.blk.%d.attn_q.weight", il)) || f.tensor(strfmt("v.blk.%d.attn_qkv.weight", il));
+            };
+            int n_stored = 0;
+            while (n_stored < n_run_ && stored(n_stored)) n_stored++;
+            bool later = false;
+            for (int il = n_stored + 1; il < n_run_ && !later; il++) later = stored(il);
+            if (n_stored < n_run_ && !later) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: the encoder runs %d blocks (clip.vision.block_count %d) but the file "
+                                                  "stores %d (no tensor v.blk.%d.attn_q.weight)",
+                                                  path_.c_str(), n_run_, n_block_, n_stored, n_stored));
+            }
+        }
         blocks_.resize(n_run_);
         for (int il = 0; il < n_run_; il++) {
             auto name = [&](const char * t, const char * s) { return strfmt("v.blk.%d.%s.%s", il, t, s); };
@@ -217,10 +257,22 @@ public:
             b.ln2_w = take(name("ln2", "weight"), false, {E}, false);
             b.ln2_b = take(name("ln2", "bias"), false, {E}, false);
             // Older LLaVA conversions store fc1 as ffn_down and fc2 as
-            // ffn_up; llama.cpp tells them apart by shape, and so do we.
+            // ffn_up; llama.cpp tells them apart by shape (clip.cpp,
+            // is_ffn_swapped: ffn_down takes the embedding), and so do we.
+            // A pair where both or neither take it cannot be told apart, so
+            // the error names both tensors rather than a bias further on.
             ggml_tensor * up_m = f.require(name("ffn_up", "weight"));
-            f.require(name("ffn_down", "weight"));
-            const bool swapped = up_m->ne[0] != E;
+            ggml_tensor * down_m = f.require(name("ffn_down", "weight"));
+            const bool up_in = up_m->ne[0] == E, down_in = down_m->ne[0] == E;
+            if (E != n_ff_ && up_in == down_in) {
+                throw error(HP_ERR_FORMAT, strfmt("%s: tensors %s [%lld %lld] and %s [%lld %lld]: one must be [%lld %d] (the "
+                                                  "embedding to feed_forward_length) and the other [%d %lld]",
+                                                  path_.c_str(), name("ffn_up", "weight").c_str(), (long long) up_m->ne[0],
+                                                  (long long) up_m->ne[1], name("ffn_down", "weight").c_str(),
+                                                  (long long) down_m->ne[0], (long long) down_m->ne[1], (long long) E, n_ff_,
+                                                  n_ff_, (long long) E));
+            }
+            const bool swapped = down_in;
             const char * fc1 = swapped ? "ffn_down" : "ffn_up";
             const char * fc2 = swapped ? "ffn_up" : "ffn_down";
             b.up_w = take(name(fc1, "weight"), true, {E, n_ff_}, true);

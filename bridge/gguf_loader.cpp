@@ -4,6 +4,8 @@
 #include <cstdarg>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <stdexcept>
 
 namespace hp {
 
@@ -47,7 +49,17 @@ gguf_file::gguf_file(const std::string & path) : path_(path) {
     f.reset();
 
     gguf_init_params params = { /*no_alloc*/ true, /*ctx*/ &meta_ };
-    gguf_ = gguf_init_from_file(path.c_str(), params);
+    // The Go side checks the header first (bridge/mmproj_check.go); ggml's
+    // reader still throws std::length_error or bad_alloc on a string length
+    // it cannot allocate, whose own text ("basic_string::_M_replace_aux")
+    // means nothing to a user.
+    try {
+        gguf_ = gguf_init_from_file(path.c_str(), params);
+    } catch (const std::length_error &) {
+        throw error(HP_ERR_FORMAT, strfmt("%s: invalid GGUF header (a string or array length is past any limit)", path.c_str()));
+    } catch (const std::bad_alloc &) {
+        throw error(HP_ERR_FORMAT, strfmt("%s: invalid GGUF header (a string or array length is larger than memory)", path.c_str()));
+    }
     if (!gguf_) {
         throw error(HP_ERR_FORMAT, strfmt("%s: invalid or truncated GGUF header", path.c_str()));
     }

@@ -92,16 +92,20 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	if err := checkModelFile(path); err != nil {
 		return nil, err
 	}
+	if err := checkModelTensorTypes(path); err != nil {
+		return nil, err
+	}
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = C.int32_t(p.GPULayers)
 	mp.use_mmap = C.bool(!p.NoMmap)
 	mp.vocab_only = C.bool(p.VocabOnly)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	c := C.llama_model_load_from_file(cpath, mp)
+	c, errs := captureLoadErrors(func() *C.struct_llama_model { return C.llama_model_load_from_file(cpath, mp) })
 	if c == nil {
-		return nil, fmt.Errorf("model: llama.cpp could not load %s (see log above): %w", path, ErrFormat)
+		return nil, fmt.Errorf("model: llama.cpp could not load %s: %s: %w", path, loadReason(errs), ErrFormat)
 	}
+	logLoadErrors(errs)
 	m := &Model{c: c, vocab: C.llama_model_get_vocab(c), path: path}
 	runtime.SetFinalizer(m, func(m *Model) { m.Close() })
 	return m, nil

@@ -75,7 +75,92 @@ func (t Type) String() string {
 	if s, ok := typeNames[t]; ok {
 		return s
 	}
+	if int(t) < len(ggmlTypes) && ggmlTypes[t].name != "" {
+		return ggmlTypes[t].name
+	}
 	return fmt.Sprintf("ggml_type(%d)", uint32(t))
+}
+
+// ggmlType is one entry of ggml's type_traits: elements per block and bytes
+// per block. The reader needs every type a GGUF file may hold (a Q4_K_M
+// model is mostly Q4_K and Q6_K) to size and place tensors, even those this
+// package cannot encode or decode.
+type ggmlType struct {
+	name        string
+	block, size int64
+}
+
+// ggmlTypes is indexed by ggml_type, as in the pinned ggml (ggml.h,
+// ggml.c's type_traits, block sizes from ggml-common.h's static_asserts);
+// removed types (4, 5, 31..33, 36..38) have no entry and are refused like
+// ggml does.
+var ggmlTypes = [...]ggmlType{
+	0:  {"F32", 1, 4},
+	1:  {"F16", 1, 2},
+	2:  {"Q4_0", 32, 18},
+	3:  {"Q4_1", 32, 20},
+	6:  {"Q5_0", 32, 22},
+	7:  {"Q5_1", 32, 24},
+	8:  {"Q8_0", 32, 34},
+	9:  {"Q8_1", 32, 36},
+	10: {"Q2_K", 256, 84},
+	11: {"Q3_K", 256, 110},
+	12: {"Q4_K", 256, 144},
+	13: {"Q5_K", 256, 176},
+	14: {"Q6_K", 256, 210},
+	15: {"Q8_K", 256, 292},
+	16: {"IQ2_XXS", 256, 66},
+	17: {"IQ2_XS", 256, 74},
+	18: {"IQ3_XXS", 256, 98},
+	19: {"IQ1_S", 256, 50},
+	20: {"IQ4_NL", 32, 18},
+	21: {"IQ3_S", 256, 110},
+	22: {"IQ2_S", 256, 82},
+	23: {"IQ4_XS", 256, 136},
+	24: {"I8", 1, 1},
+	25: {"I16", 1, 2},
+	26: {"I32", 1, 4},
+	27: {"I64", 1, 8},
+	28: {"F64", 1, 8},
+	29: {"IQ1_M", 256, 56},
+	30: {"BF16", 1, 2},
+	34: {"TQ1_0", 256, 54},
+	35: {"TQ2_0", 256, 66},
+	39: {"MXFP4", 32, 17},
+}
+
+// DataSize is the data size in bytes (unpadded) of a tensor of any ggml
+// type with shape ne, as ggml_nbytes computes it; unlike TensorSize it
+// accepts types this package cannot encode. It refuses removed or unknown
+// types, non-positive dimensions, a row length that is not a multiple of the
+// block size, and sizes past 2^62 bytes.
+func DataSize(t Type, ne []int64) (int64, error) {
+	if len(ne) < 1 || len(ne) > MaxDims {
+		return 0, fmt.Errorf("gguf: tensor must have 1..%d dimensions, got %d", MaxDims, len(ne))
+	}
+	if int(t) >= len(ggmlTypes) || ggmlTypes[t].block == 0 {
+		return 0, fmt.Errorf("gguf: invalid or removed ggml type %d", uint32(t))
+	}
+	tt := ggmlTypes[t]
+	for i, n := range ne {
+		if n < 1 {
+			return 0, fmt.Errorf("gguf: ne[%d]=%d must be >= 1", i, n)
+		}
+	}
+	if ne[0]%tt.block != 0 {
+		return 0, fmt.Errorf("gguf: row length ne[0]=%d is not a multiple of the %s block size %d", ne[0], tt.name, tt.block)
+	}
+	if ne[0]/tt.block > (1<<62)/tt.size {
+		return 0, fmt.Errorf("gguf: tensor shape %v is too large", ne)
+	}
+	size := ne[0] / tt.block * tt.size
+	for _, n := range ne[1:] {
+		if size > (1<<62)/n {
+			return 0, fmt.Errorf("gguf: tensor shape %v is too large", ne)
+		}
+		size *= n
+	}
+	return size, nil
 }
 
 // ParseType parses "F32", "F16", "Q4_0" or "Q8_0" (case-insensitive).

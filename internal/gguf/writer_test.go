@@ -27,7 +27,7 @@ func seq(n int, scale float32) []float32 {
 }
 
 // buildSample declares one tensor of every type and every KV type.
-func buildSample(t *testing.T) (*Writer, map[string][]float32) {
+func buildSample(t testing.TB) (*Writer, map[string][]float32) {
 	w := NewWriter()
 	require.NoError(t, w.AddString("general.architecture", "llama"))
 	require.NoError(t, w.SetAlignment(32))
@@ -229,7 +229,7 @@ func TestWriterValidation(t *testing.T) {
 		assert.ErrorContains(t, NewWriter().AddTensor("", TypeF32, []int64{1}, src), "empty tensor name")
 		long := string(bytes.Repeat([]byte("x"), 64))
 		assert.ErrorContains(t, NewWriter().AddTensor(long, TypeF32, []int64{1}, src), "at most 63")
-		assert.ErrorContains(t, NewWriter().AddTensor("w", Type(14), []int64{256}, src), "unsupported type ggml_type(14)")
+		assert.ErrorContains(t, NewWriter().AddTensor("w", Type(14), []int64{256}, src), "unsupported type Q6_K")
 		assert.ErrorContains(t, NewWriter().AddTensor("w", TypeF32, []int64{1}, nil), "nil data source")
 	})
 	t.Run("source size mismatch", func(t *testing.T) {
