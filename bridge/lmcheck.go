@@ -631,6 +631,18 @@ func sameLengthAsTokens(c *lmCtx, v any) string {
 	return ""
 }
 
+func isBytePiece(t string) bool {
+	if len(t) != 6 || t[:3] != "<0x" || t[5] != '>' {
+		return false
+	}
+	for _, c := range t[3:5] {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
 // tokenByte is LLAMA_TOKEN_TYPE_BYTE (include/llama.h).
 const tokenByte = 6
 
@@ -638,7 +650,19 @@ func checkTokenTypes(c *lmCtx, v any) string {
 	if why := sameLengthAsTokens(c, v); why != "" {
 		return why
 	}
-	if m, _ := c.vals["tokenizer.ggml.model"].(string); m == "bert" {
+	m, _ := c.vals["tokenizer.ggml.model"].(string)
+	if m == "llama" || m == "t5" {
+		// SentencePiece and Unigram vocabularies read a byte piece's value
+		// from its text "<0xHH>" (token_to_byte, llama-vocab.cpp:2583): a
+		// shorter text throws std::out_of_range while loading.
+		toks, _ := c.vals["tokenizer.ggml.tokens"].([]string)
+		for i, t := range ints(v) {
+			if t == tokenByte && i < len(toks) && !isBytePiece(toks[i]) {
+				return fmt.Sprintf("marks token %d (%q) as a byte piece (type %d), but byte pieces are spelled <0xHH>", i, toks[i], tokenByte)
+			}
+		}
+	}
+	if m == "bert" {
 		// llama.cpp renders every byte piece once while loading, and its
 		// WordPiece tokenizer has no byte pieces to render.
 		for i, t := range ints(v) {

@@ -229,6 +229,19 @@ func lmMutations(t *testing.T) []lmMutation {
 			Set: map[string]any{"tokenizer.ggml.model": "t5", "tokenizer.ggml.add_bos_token": true}, Delete: []string{"tokenizer.ggml.bos_token_id"}})
 	add("byte piece in a bert vocabulary", beforeAbort, "tokenizer.ggml.token_type", `must have no byte pieces (type 6) with the "bert" tokenizer (token 3 is one)`,
 		set("tokenizer.ggml.model", "bert"))
+	// A short piece makes llama.cpp throw while loading; a long one loads
+	// and renders as a garbage byte.
+	for _, tok := range []struct {
+		model  string
+		id     int
+		before string
+	}{{"llama", 300, beforeClean}, {"llama", int(nv) - 1, beforeRuns}, {"t5", 300, beforeClean}} {
+		typed := append([]int32(nil), types...)
+		typed[tok.id] = 6 // BYTE, on a piece that is not spelled <0xHH>
+		add(fmt.Sprintf("byte type on a plain %s piece %d", tok.model, tok.id), tok.before, "tokenizer.ggml.token_type",
+			fmt.Sprintf("marks token %d (%q) as a byte piece (type 6), but byte pieces are spelled <0xHH>", tok.id, toks[tok.id]),
+			set("tokenizer.ggml.model", tok.model, "tokenizer.ggml.token_type", typed))
+	}
 	add("rwkv vocabulary without single bytes", beforeHang, "tokenizer.ggml.tokens",
 		"has pieces starting with byte 0x", set("tokenizer.ggml.model", "rwkv"))
 	add("bos id int32", beforeClean, "tokenizer.ggml.bos_token_id", "= 1 (i32): must be a uint32", set("tokenizer.ggml.bos_token_id", int32(1)))
