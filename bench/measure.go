@@ -25,7 +25,6 @@ type bench struct {
 	sess   *llava.Session
 	mtmd   *bridge.Mtmd
 	img    *llava.Image
-	rgb8   bridge.RGB8
 	// The same prompt in both spellings of the image marker.
 	ourText, mtmdPrompt string
 	textTokens          int
@@ -51,7 +50,6 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
 
 	b.img = &llava.Image{Name: fmt.Sprintf("sample-%dx%d", rgb.W, rgb.H), RGB: rgb}
-	b.rgb8 = bridge.RGB8{W: rgb.W, H: rgb.H, Pix: rgb.Pix}
 	// Session.Ask with the "llava" template renders "USER: " + text +
 	// " ASSISTANT:"; mtmd gets the identical string with its own marker.
 	b.ourText = llava.ImageMarker + "\n" + o.question
@@ -100,14 +98,15 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		return res, fmt.Errorf("opening llama.cpp's clip: %w", err)
 	}
 	defer clip.Close()
-	img, nx, ny, err := clip.Preprocess(b.rgb8.Pix, b.rgb8.W, b.rgb8.H)
+	img, err := clip.Preprocess(b.img.RGB)
 	if err != nil {
 		return res, fmt.Errorf("clip preprocess: %w", err)
 	}
 	enc := b.pipe.Encoder()
 	th := b.o.threads
-	ours := func() error { _, err := enc.Encode(img, nx, ny, th); return err }
-	theirs := func() error { _, err := clip.Encode(img, nx, ny, th); return err }
+	var dst *bridge.Encoding
+	ours := func() (err error) { dst, err = enc.Encode(dst, img, bridge.EncodeOptions{Threads: th}); return err }
+	theirs := func() error { _, err := clip.Encode(img, th); return err }
 	b.log.Info("encoder comparison: warming up")
 	for _, f := range []func() error{ours, theirs} {
 		if err := f(); err != nil {
@@ -251,7 +250,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 
 // checkPrompt makes sure mtmd sees the same text tokens as our pipeline.
 func (b *bench) checkPrompt() error {
-	ch, err := b.mtmd.Tokenize(b.mtmdPrompt, []bridge.RGB8{b.rgb8}, true)
+	ch, err := b.mtmd.Tokenize(b.mtmdPrompt, []*imageprep.RGB{b.img.RGB}, true)
 	if err != nil {
 		return fmt.Errorf("mtmd tokenize: %w", err)
 	}
@@ -296,7 +295,7 @@ func (b *bench) runMtmd(ctx context.Context) (sample, error) {
 	b.sess.Reset()
 	lctx := b.sess.Context()
 	start := time.Now()
-	chunks, err := b.mtmd.Tokenize(b.mtmdPrompt, []bridge.RGB8{b.rgb8}, true)
+	chunks, err := b.mtmd.Tokenize(b.mtmdPrompt, []*imageprep.RGB{b.img.RGB}, true)
 	if err != nil {
 		return sample{}, err
 	}

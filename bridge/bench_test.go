@@ -44,7 +44,7 @@ func BenchmarkEncoder(b *testing.B) {
 	}
 	defer enc.Close()
 	rgb := fixture.Image(b, 640, 480, 1)
-	img, nx, ny, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+	img, err := clip.Preprocess(rgb)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,21 +55,21 @@ func BenchmarkEncoder(b *testing.B) {
 	b.Run("ours", func(b *testing.B) {
 		// One untimed call (b.Loop times only the loop): the first compute
 		// starts the thread pool and touches every weight page.
-		if _, err := enc.Encode(img, nx, ny, benchThreads); err != nil {
+		if _, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads}); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if _, err := enc.Encode(img, nx, ny, benchThreads); err != nil {
+			if _, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("llamacpp", func(b *testing.B) {
-		if _, err := clip.Encode(img, nx, ny, benchThreads); err != nil {
+		if _, err := clip.Encode(img, benchThreads); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if _, err := clip.Encode(img, nx, ny, benchThreads); err != nil {
+			if _, err := clip.Encode(img, benchThreads); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -68,7 +68,7 @@ typedef struct hp_encoder_info {
     int n_block;        // blocks stored in the file (clip.vision.block_count)
     int n_run;          // blocks run, which depends on the layout (see above); the
                         // deep layer is the last of them and the features its output
-    int object_layer;   // 1-based, as resolved
+    int object_layer;   // 1-based default object layer, as resolved at open
     int proj_dim;       // width of the projected embeddings (the LM's n_embd)
     int has_cls;
     int flash_attn;     // 1 if the non-probed layers use flash attention
@@ -86,19 +86,21 @@ int  hp_encoder_open(const char * path, const hp_encoder_params * params,
 void hp_encoder_free(hp_encoder * enc);
 void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info);
 
-// hp_encoder_set_object_layer changes the probed object layer (1-based,
-// 0 = default) and rebuilds the graph; on error the encoder is unchanged.
-int hp_encoder_set_object_layer(hp_encoder * enc, int object_layer, char * err, size_t errlen);
-
 // hp_encoder_encode runs one preprocessed image through the encoder.
 //   img:    nx*ny*3 floats, interleaved RGB, row-major (llama.cpp's
 //           clip_image_f32 layout), already normalised.
+//   n_threads <= 0 keeps the value given at open.
+//   object_layer: 1-based block whose attention gives the object scores;
+//           0 = the encoder's default (info.object_layer). This is the one
+//           place the layer is resolved and range-checked; the graph is
+//           rebuilt when it differs from the previous call's (on error the
+//           encoder is unchanged). *used_layer (may be NULL) receives it.
 //   embd:   n_patches * proj_dim floats (row per image token), or NULL.
 //   object, deep: n_patches floats each (per-token attention received at the
 //           object and the deep layer, mean over heads and query rows, CLS
 //           column dropped), or NULL.
-//   n_threads <= 0 keeps the value given at open.
 int hp_encoder_encode(hp_encoder * enc, const float * img, int nx, int ny, int n_threads,
+                      int object_layer, int * used_layer,
                       float * embd, float * object, float * deep,
                       char * err, size_t errlen);
 

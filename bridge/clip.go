@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
 // Clip is llama.cpp's own clip encoder (tools/mtmd/clip.cpp), exposed for
@@ -62,40 +64,41 @@ func (c *Clip) NTokens(nx, ny int) int {
 }
 
 // Preprocess runs clip_image_preprocess on an 8-bit RGB image and returns
-// the first float image (interleaved RGB) and its size.
-func (c *Clip) Preprocess(rgb []byte, w, h int) ([]float32, int, int, error) {
-	if w <= 0 || h <= 0 || len(rgb) != w*h*3 {
-		return nil, 0, 0, fmt.Errorf("clip preprocess: %dx%d image with %d bytes: %w", w, h, len(rgb), ErrArg)
+// the first float image.
+func (c *Clip) Preprocess(img *imageprep.RGB) (*imageprep.Float, error) {
+	if img == nil || img.W <= 0 || img.H <= 0 || len(img.Pix) != img.W*img.H*3 {
+		return nil, fmt.Errorf("clip preprocess: bad image: %w", ErrArg)
 	}
 	s := c.ImageSize()
 	// LLaVA-1.5 yields one image of ImageSize^2; leave room for models
 	// whose preprocessing keeps the input size.
-	capN := 3 * max(s*s, w*h)
+	capN := 3 * max(s*s, img.W*img.H)
 	out := make([]float32, capN)
 	var onx, ony C.int
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	code := C.hp_clip_preprocess(c.c, (*C.uint8_t)(unsafe.Pointer(&rgb[0])), C.int(w), C.int(h),
+	code := C.hp_clip_preprocess(c.c, (*C.uint8_t)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H),
 		(*C.float)(unsafe.Pointer(&out[0])), C.size_t(capN), &onx, &ony, eb, errBufLen)
 	if err := goErr(code, eb, "clip preprocess"); err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
-	return out[:int(onx)*int(ony)*3], int(onx), int(ony), nil
+	w, h := int(onx), int(ony)
+	return &imageprep.Float{W: w, H: h, Pix: out[: w*h*3 : w*h*3]}, nil
 }
 
 // Encode runs clip_encode_float_image on a preprocessed image.
-func (c *Clip) Encode(img []float32, nx, ny, threads int) ([]float32, error) {
-	if len(img) != nx*ny*3 {
-		return nil, fmt.Errorf("clip encode: buffer has %d floats for %dx%d: %w", len(img), nx, ny, ErrArg)
+func (c *Clip) Encode(img *imageprep.Float, threads int) ([]float32, error) {
+	if img == nil || len(img.Pix) == 0 || len(img.Pix) != img.W*img.H*3 {
+		return nil, fmt.Errorf("clip encode: bad float image: %w", ErrArg)
 	}
-	out := make([]float32, c.NTokens(nx, ny)*c.NEmbd())
+	out := make([]float32, c.NTokens(img.W, img.H)*c.NEmbd())
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	code := C.hp_clip_encode(c.c, C.int(threads), (*C.float)(unsafe.Pointer(&img[0])), C.int(nx), C.int(ny),
+	code := C.hp_clip_encode(c.c, C.int(threads), (*C.float)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H),
 		(*C.float)(unsafe.Pointer(&out[0])), eb, errBufLen)
 	if err := goErr(code, eb, "clip encode"); err != nil {
 		return nil, err

@@ -88,10 +88,12 @@ void build_graph(hp_encoder & e) {
     e.out = e.fam->build(e.ctx0, e.gf, e.opts);
 }
 
-// resolve_object_layer applies the ABI's rule: 0 means layer 9 (CLIP-L's
-// object layer), or the deep layer when the encoder runs fewer blocks.
-int resolve_object_layer(const std::string & path, int requested, int n_run) {
-    const int obj = requested > 0 ? requested : std::min(9, n_run);
+// resolve_object_layer is the one place the object layer is chosen: a
+// request of 0 means fallback (the encoder's default once opened), and at
+// open the fallback is layer 9 (CLIP-L's object layer), or the deep layer
+// when the encoder runs fewer blocks.
+int resolve_object_layer(const std::string & path, int requested, int fallback, int n_run) {
+    const int obj = requested > 0 ? requested : fallback > 0 ? fallback : std::min(9, n_run);
     if (requested < 0 || obj > n_run) {
         throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
                                                path.c_str(), requested, n_run, n_run));
@@ -123,7 +125,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam = hp::make_family(*e->file, pr.layout);
 
         const int n_run = e->fam->n_run();
-        const int obj = resolve_object_layer(path, pr.object_layer, n_run);
+        const int obj = resolve_object_layer(path, pr.object_layer, 0, n_run);
         e->opts.object_block = obj - 1;
         e->opts.layout = pr.layout;
         e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;
@@ -192,34 +194,29 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info) {
     if (enc && info) *info = enc->info;
 }
 
-int hp_encoder_set_object_layer(hp_encoder * e, int object_layer, char * err, size_t errlen) {
-    return guarded(err, errlen, [&] {
-        if (!e) throw hp::error(HP_ERR_ARG, "hp_encoder_set_object_layer: NULL encoder");
-        const int obj = resolve_object_layer(e->file->path(), object_layer, e->fam->n_run());
-        if (obj - 1 == e->opts.object_block) return;
-        const int prev = e->opts.object_block;
-        e->opts.object_block = obj - 1;
-        try {
-            build_graph(*e);
-            alloc_graph(*e);
-        } catch (...) {
-            e->opts.object_block = prev;
-            build_graph(*e);
-            alloc_graph(*e);
-            throw;
-        }
-        e->info.object_layer = obj;
-    });
-}
-
-int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, float * embd, float * object,
-                      float * deep, char * err, size_t errlen) {
+int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, int object_layer,
+                      int * used_layer, float * embd, float * object, float * deep, char * err, size_t errlen) {
     return guarded(err, errlen, [&] {
         if (!e || !img) throw hp::error(HP_ERR_ARG, "hp_encoder_encode: NULL argument");
         if (nx != e->info.image_size || ny != e->info.image_size) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("image is %dx%d, the encoder takes %dx%d (preprocess it first)", nx, ny,
                                                    e->info.image_size, e->info.image_size));
         }
+        const int obj = resolve_object_layer(e->file->path(), object_layer, e->info.object_layer, e->fam->n_run());
+        if (obj - 1 != e->opts.object_block) {
+            const int prev = e->opts.object_block;
+            e->opts.object_block = obj - 1;
+            try {
+                build_graph(*e);
+                alloc_graph(*e);
+            } catch (...) {
+                e->opts.object_block = prev;
+                build_graph(*e);
+                alloc_graph(*e);
+                throw;
+            }
+        }
+        if (used_layer) *used_layer = obj;
         e->fam->set_inputs(e->gf, img, nx, ny, e->opts);
         set_threads(e->backend_cpu, n_threads > 0 ? n_threads : e->n_threads);
         if (ggml_backend_sched_graph_compute(e->sched, e->gf) != GGML_STATUS_SUCCESS) {

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
 // Layout is the token order and depth of the encoder graph; see bridge.h.
@@ -50,7 +52,7 @@ const (
 
 // EncoderParams configure OpenEncoder. The zero value is usable.
 type EncoderParams struct {
-	ObjectLayer int    // 1-based block probed for object attention; 0 = min(9, NRun)
+	ObjectLayer int    // 1-based default object layer (EncodeOptions.ObjectLayer 0); 0 = min(9, NRun)
 	Layout      Layout // token order; zero = LayoutCLSFirst
 	FlashAttn   FlashMode
 	UseGPU      bool // run on a ggml GPU device when one is registered
@@ -70,7 +72,7 @@ type EncoderInfo struct {
 	NFF          int
 	NBlock       int // blocks in the file
 	NRun         int // blocks run (depends on the Layout); the deep layer is block NRun (1-based)
-	ObjectLayer  int
+	ObjectLayer  int // the default object layer, resolved
 	ProjDim      int
 	HasCLS       bool
 	FlashAttn    bool
@@ -84,6 +86,7 @@ type Encoding struct {
 	Object, Deep []float32 // per-patch attention received, NPatches each
 	GridW, GridH int
 	ProjDim      int
+	ObjectLayer  int // the block whose attention gave Object (1-based)
 }
 
 // Row returns the projected embedding of image token i.
@@ -179,44 +182,17 @@ func (e *Encoder) Close() {
 	}
 }
 
-// SetObjectLayer changes the probed object layer (1-based; 0 = the
-// default), rebuilding the encoder graph when it differs.
-func (e *Encoder) SetObjectLayer(layer int) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.setObjectLayerLocked(layer)
-}
-
-func (e *Encoder) setObjectLayerLocked(layer int) error {
-	if e.c == nil {
-		return fmt.Errorf("encoder is closed: %w", ErrArg)
-	}
-	eb := errBuf()
-	defer C.free(unsafe.Pointer(eb))
-	if err := goErr(C.hp_encoder_set_object_layer(e.c, C.int(layer), eb, errBufLen), eb, "set object layer"); err != nil {
-		return fmt.Errorf("mmproj: %w", err)
-	}
-	var ci C.hp_encoder_info
-	C.hp_encoder_get_info(e.c, &ci)
-	e.info = infoFromC(&ci)
-	return nil
-}
-
-// EncodeAtInto is Encode with the object layer probed for this image (0 =
-// the default), writing into dst's buffers (reallocated only when too
-// small; dst may be nil: reuse spares the page faults of a fresh
-// multi-megabyte allocation per image). The graph is rebuilt under the
-// encoder's lock when the layer changes, so sessions sharing the encoder
-// cannot race on it.
-func (e *Encoder) EncodeAtInto(dst *Encoding, img []float32, nx, ny, threads, objectLayer int) (*Encoding, error) {
-	return e.encode(dst, img, nx, ny, threads, objectLayer, true)
-}
-
-// Encode runs one preprocessed image (ImageSize x ImageSize, interleaved
-// normalised RGB floats, as llava/imageprep produces) through the encoder.
-// threads <= 0 uses the value given at open.
-func (e *Encoder) Encode(img []float32, nx, ny, threads int) (*Encoding, error) {
-	return e.encode(nil, img, nx, ny, threads, 0, false)
+// EncodeOptions are the per-image settings of Encode. The zero value uses
+// what was given at open.
+type EncodeOptions struct {
+	// ObjectLayer is the 1-based block whose attention gives the object
+	// scores; 0 = the encoder's default (EncoderInfo.ObjectLayer). The C
+	// side resolves and range-checks it (bridge.h, hp_encoder_encode); a
+	// change rebuilds the graph under the encoder's lock, so sessions
+	// sharing the encoder cannot race on it.
+	ObjectLayer int
+	// Threads for this call; <= 0 keeps EncoderParams.Threads.
+	Threads int
 }
 
 func grow(b []float32, n int) []float32 {
@@ -226,25 +202,25 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-func (e *Encoder) encode(dst *Encoding, img []float32, nx, ny, threads, objectLayer int, setLayer bool) (*Encoding, error) {
+// Encode runs one preprocessed image (ImageSize x ImageSize, as
+// llava/imageprep produces it) through the encoder, writing into dst's
+// buffers (reallocated only when too small). dst may be nil; reusing it
+// spares the page faults of a fresh multi-megabyte allocation per image.
+func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (*Encoding, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.c == nil {
 		return nil, fmt.Errorf("encode: encoder is closed: %w", ErrArg)
 	}
+	if img == nil {
+		return nil, fmt.Errorf("encode: nil image: %w", ErrArg)
+	}
 	in := e.info
-	if nx != in.ImageSize || ny != in.ImageSize {
-		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", nx, ny, in.ImageSize, in.ImageSize, ErrArg)
+	if img.W != in.ImageSize || img.H != in.ImageSize {
+		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", img.W, img.H, in.ImageSize, in.ImageSize, ErrArg)
 	}
-	if len(img) != nx*ny*3 {
-		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img), nx*ny*3, ErrArg)
-	}
-	// The C side resolves the default layer and does nothing when it is
-	// already the probed one.
-	if setLayer {
-		if err := e.setObjectLayerLocked(objectLayer); err != nil {
-			return nil, err
-		}
+	if len(img.Pix) != img.W*img.H*3 {
+		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img.Pix), img.W*img.H*3, ErrArg)
 	}
 	out := dst
 	if out == nil {
@@ -256,13 +232,15 @@ func (e *Encoder) encode(dst *Encoding, img []float32, nx, ny, threads, objectLa
 	out.GridW, out.GridH, out.ProjDim = in.GridW, in.GridH, in.ProjDim
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
+	var used C.int
 	// The C side copies img before computing and writes the outputs once;
 	// Go memory is passed for the duration of the call only.
-	code := C.hp_encoder_encode(e.c, (*C.float)(unsafe.Pointer(&img[0])), C.int(nx), C.int(ny), C.int(threads),
-		(*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.Object[0])),
+	code := C.hp_encoder_encode(e.c, (*C.float)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H), C.int(o.Threads),
+		C.int(o.ObjectLayer), &used, (*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.Object[0])),
 		(*C.float)(unsafe.Pointer(&out.Deep[0])), eb, errBufLen)
 	if err := goErr(code, eb, "encode"); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	out.ObjectLayer = int(used)
 	return out, nil
 }

@@ -33,12 +33,19 @@ func relErr(t *testing.T, a, b []float32) float64 {
 	return num / den
 }
 
-func preprocessed(t *testing.T, clip *bridge.Clip, w, h int, seed uint64) ([]float32, int, int) {
+func preprocessed(t *testing.T, clip *bridge.Clip, w, h int, seed uint64) *imageprep.Float {
 	t.Helper()
-	rgb := fixture.Image(t, w, h, seed)
-	f, nx, ny, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+	f, err := clip.Preprocess(fixture.Image(t, w, h, seed))
 	require.NoError(t, err)
-	return f, nx, ny
+	return f
+}
+
+// encode runs enc with its defaults and two threads.
+func encode(t *testing.T, enc *bridge.Encoder, img *imageprep.Float) *bridge.Encoding {
+	t.Helper()
+	got, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: 2})
+	require.NoError(t, err)
+	return got
 }
 
 // Our encoder in llama.cpp's token layout against llama.cpp's own clip on
@@ -64,11 +71,10 @@ func TestEncoderMatchesLlamaCppClip(t *testing.T) {
 			require.Equal(t, clip.NEmbd(), in.ProjDim)
 			require.Equal(t, clip.NTokens(in.ImageSize, in.ImageSize), in.NPatches)
 			for seed := uint64(1); seed <= 2; seed++ {
-				img, nx, ny := preprocessed(t, clip, 500, 375, seed)
-				want, err := clip.Encode(img, nx, ny, 2)
+				img := preprocessed(t, clip, 500, 375, seed)
+				want, err := clip.Encode(img, 2)
 				require.NoError(t, err)
-				got, err := enc.Encode(img, nx, ny, 2)
-				require.NoError(t, err)
+				got := encode(t, enc, img)
 				e := relErr(t, got.Embd, want)
 				t.Logf("%s seed %d: embeddings max rel err %.2e (flash attention %v)", tc.preset, seed, e, in.FlashAttn)
 				assert.LessOrEqual(t, e, tc.tol)
@@ -149,14 +155,14 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 			clip, err := bridge.OpenClip(f.path, false, -1)
 			require.NoError(t, err)
 			defer clip.Close()
-			img, nx, ny := preprocessed(t, clip, 400, 300, 7)
+			img := preprocessed(t, clip, 400, 300, 7)
 			hfDepth, err := refvit.HiddenState(f.selectLayer, f.origBlocks)
 			require.NoError(t, err)
 			depth := map[bridge.Layout]int{bridge.LayoutCLSFirst: hfDepth, bridge.LayoutLlamaCpp: llamaCppDepth(f)}
 			refs := map[bridge.Layout]*refvit.Output{}
 
 			for _, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
-				want, err := ref.Forward(img, refvit.Layout(layout), 9, depth[layout])
+				want, err := ref.Forward(img.Pix, refvit.Layout(layout), 9, depth[layout])
 				require.NoError(t, err)
 				refs[layout] = want
 				for _, fa := range []bridge.FlashMode{bridge.FlashOff, bridge.FlashAuto} {
@@ -166,9 +172,8 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 					require.Equal(t, 9, in.ObjectLayer)
 					require.Equal(t, f.blockCount, in.NBlock)
 					require.Equal(t, depth[layout], in.NRun, "%s: blocks run", layout)
-					got, err := enc.Encode(img, nx, ny, 2)
+					got := encode(t, enc, img)
 					enc.Close()
-					require.NoError(t, err)
 
 					for _, sc := range []struct {
 						name string
@@ -208,7 +213,7 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 			clipNoFA, err := bridge.OpenClip(f.path, false, 0)
 			require.NoError(t, err)
 			defer clipNoFA.Close()
-			want, err := clipNoFA.Encode(img, nx, ny, 2)
+			want, err := clipNoFA.Encode(img, 2)
 			require.NoError(t, err)
 			assert.LessOrEqual(t, relErr(t, flatten(refs[bridge.LayoutLlamaCpp].Embd), want), 1e-3, "reference vs llama.cpp clip")
 			// And the two layouts really differ (llama.cpp issue 25814).
@@ -268,19 +273,21 @@ func TestEncoderDepth(t *testing.T) {
 				assert.Equal(t, tc.defaultObjLayers[i], in.ObjectLayer, "%s: default object layer min(9, depth)", layout)
 				f, err := imageprep.Preprocess(rgb, imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
 				require.NoError(t, err)
-				b, err := enc.EncodeAtInto(nil, f.Pix, f.W, f.H, 0, want)
+				b, err := enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: want})
 				require.NoError(t, err)
+				assert.Equal(t, want, b.ObjectLayer)
 				assert.Equal(t, b.Deep, b.Object, "%s: object layer %d is the deep layer", layout, want)
 				if layout == bridge.LayoutCLSFirst {
-					a, err := enc.EncodeAtInto(nil, f.Pix, f.W, f.H, 0, 1)
+					a, err := enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: 1})
 					require.NoError(t, err)
+					assert.Equal(t, 1, a.ObjectLayer)
 					assert.Equal(t, a.Deep, b.Deep, "the deep layer does not move with the object layer")
 					assert.Equal(t, a.Embd, b.Embd)
 					if want > 1 {
 						assert.NotEqual(t, a.Object, b.Object)
 					}
 				}
-				err = enc.SetObjectLayer(want + 1)
+				_, err = enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: want + 1})
 				require.ErrorIs(t, err, bridge.ErrArg)
 				assert.Contains(t, err.Error(), fmt.Sprintf("the encoder runs %d blocks (1..%d)", want, want))
 				enc.Close()
@@ -301,12 +308,13 @@ func TestEncoderScoresAreAttentionMass(t *testing.T) {
 	rgb := fixture.Image(t, 336, 336, 3)
 	f, err := imageprep.Preprocess(rgb, imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
 	require.NoError(t, err)
-	a, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	a, err := enc.Encode(nil, f, bridge.EncodeOptions{})
 	require.NoError(t, err)
-	b, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	assert.Equal(t, 9, a.ObjectLayer, "the default object layer")
+	b, err := enc.Encode(nil, f, bridge.EncodeOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, a, b, "re-running the allocated graph gives the same output")
-	one, err := enc.Encode(f.Pix, f.W, f.H, 1)
+	one, err := enc.Encode(nil, f, bridge.EncodeOptions{Threads: 1})
 	require.NoError(t, err)
 	assert.LessOrEqual(t, relErr(t, one.Embd, a.Embd), 1e-3, "another thread count only reorders sums")
 	for _, s := range [][]float32{a.Object, a.Deep} {
@@ -320,18 +328,32 @@ func TestEncoderScoresAreAttentionMass(t *testing.T) {
 	}
 	assert.NotEqual(t, a.Object, a.Deep, "object and deep layers differ")
 
-	// Another object layer changes the object scores only.
-	require.NoError(t, enc.SetObjectLayer(3))
-	assert.Equal(t, 3, enc.Info().ObjectLayer)
-	c, err := enc.Encode(f.Pix, f.W, f.H, 0)
+	// Another object layer changes the object scores only, and 0 goes back
+	// to the default given at open.
+	c, err := enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: 3})
 	require.NoError(t, err)
+	assert.Equal(t, 3, c.ObjectLayer)
 	assert.NotEqual(t, a.Object, c.Object)
 	assert.Equal(t, a.Deep, c.Deep)
 	assert.Equal(t, a.Embd, c.Embd)
-	err = enc.SetObjectLayer(13)
+	_, err = enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: 13})
 	require.ErrorIs(t, err, bridge.ErrArg)
 	assert.Contains(t, err.Error(), "object layer 13")
-	assert.Equal(t, 3, enc.Info().ObjectLayer, "a failed change leaves the encoder as it was")
+	_, err = enc.Encode(nil, f, bridge.EncodeOptions{ObjectLayer: -1})
+	require.ErrorIs(t, err, bridge.ErrArg)
+	d, err := enc.Encode(nil, f, bridge.EncodeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, a, d, "a failed change leaves the encoder as it was; 0 is the default again")
+	assert.Equal(t, 9, enc.Info().ObjectLayer)
+
+	// The default is the layer given at open.
+	enc3, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 2, ObjectLayer: 3})
+	require.NoError(t, err)
+	defer enc3.Close()
+	e, err := enc3.Encode(nil, f, bridge.EncodeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, e.ObjectLayer)
+	assert.Equal(t, c.Object, e.Object)
 }
 
 // Preprocessing in Go against clip_image_preprocess on images of several
@@ -349,11 +371,12 @@ func TestPreprocessMatchesLlamaCpp(t *testing.T) {
 	sizes := [][2]int{{336, 336}, {640, 480}, {480, 640}, {200, 500}, {1000, 100}, {17, 33}, {1, 1}, {337, 335}, {1024, 1024}}
 	for i, sz := range sizes {
 		rgb := fixture.Image(t, sz[0], sz[1], uint64(i+1))
-		want, wx, wy, err := clip.Preprocess(rgb.Pix, rgb.W, rgb.H)
+		wantF, err := clip.Preprocess(rgb)
 		require.NoError(t, err)
+		want := wantF.Pix
 		got, err := imageprep.Preprocess(rgb, p)
 		require.NoError(t, err)
-		require.Equal(t, [2]int{wx, wy}, [2]int{got.W, got.H}, "size for %dx%d", sz[0], sz[1])
+		require.Equal(t, [2]int{wantF.W, wantF.H}, [2]int{got.W, got.H}, "size for %dx%d", sz[0], sz[1])
 		var mad [3]float64
 		for j := range got.Pix {
 			c := j % 3
@@ -408,7 +431,7 @@ func TestEncoderErrors(t *testing.T) {
 		enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
 		require.NoError(t, err)
 		defer enc.Close()
-		_, err = enc.Encode(make([]float32, 224*224*3), 224, 224, 1)
+		_, err = enc.Encode(nil, &imageprep.Float{W: 224, H: 224, Pix: make([]float32, 224*224*3)}, bridge.EncodeOptions{Threads: 1})
 		require.ErrorIs(t, err, bridge.ErrArg)
 		assert.Contains(t, err.Error(), "224x224")
 	})

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"time"
 	"unsafe"
+
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
 // Mtmd is llama.cpp's own multimodal path (tools/mtmd): the baseline a
@@ -56,12 +58,6 @@ func (x *Mtmd) Close() {
 	}
 }
 
-// RGB8 is an 8-bit interleaved RGB image.
-type RGB8 struct {
-	W, H int
-	Pix  []byte
-}
-
 // MtmdChunks is a tokenized prompt of text and image chunks.
 type MtmdChunks struct {
 	c *C.mtmd_input_chunks
@@ -101,7 +97,7 @@ func (ch *MtmdChunks) Tokens(i int) []int32 {
 }
 
 // Tokenize splits prompt at each MtmdMarker and tokenizes text and images.
-func (x *Mtmd) Tokenize(prompt string, images []RGB8, addSpecial bool) (*MtmdChunks, error) {
+func (x *Mtmd) Tokenize(prompt string, images []*imageprep.RGB, addSpecial bool) (*MtmdChunks, error) {
 	ctext := C.CString(prompt)
 	defer C.free(unsafe.Pointer(ctext))
 	in := C.mtmd_input_text{text: ctext, add_special: C.bool(addSpecial), parse_special: true}
@@ -114,6 +110,9 @@ func (x *Mtmd) Tokenize(prompt string, images []RGB8, addSpecial bool) (*MtmdChu
 		}
 	}()
 	for i, im := range images {
+		if im == nil {
+			return nil, fmt.Errorf("mtmd: image %d is nil: %w", i, ErrArg)
+		}
 		if im.W <= 0 || im.H <= 0 || len(im.Pix) != im.W*im.H*3 {
 			return nil, fmt.Errorf("mtmd: image %d is %dx%d with %d bytes: %w", i, im.W, im.H, len(im.Pix), ErrArg)
 		}
@@ -190,8 +189,8 @@ func (x *Mtmd) Eval(ctx *Context, ch *MtmdChunks, nPast int, logitsLast bool) (i
 
 // EncodeImage runs only mtmd's image encoder on one image and returns its
 // embeddings (n tokens of the LM's width).
-func (x *Mtmd) EncodeImage(im RGB8) ([]float32, int, error) {
-	ch, err := x.Tokenize(MtmdMarker(), []RGB8{im}, false)
+func (x *Mtmd) EncodeImage(im *imageprep.RGB) ([]float32, int, error) {
+	ch, err := x.Tokenize(MtmdMarker(), []*imageprep.RGB{im}, false)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/llava"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -128,7 +129,7 @@ func TestNoPruneMatchesMtmd(t *testing.T) {
 	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
 	require.NoError(t, err)
 	defer mt.Close()
-	ch, err := mt.Tokenize("USER: "+bridge.MtmdMarker()+"\n"+question+" ASSISTANT:", []bridge.RGB8{{W: img.RGB.W, H: img.RGB.H, Pix: img.RGB.Pix}}, true)
+	ch, err := mt.Tokenize("USER: "+bridge.MtmdMarker()+"\n"+question+" ASSISTANT:", []*imageprep.RGB{img.RGB}, true)
 	require.NoError(t, err)
 	defer ch.Free()
 	n, tm, err := mt.Eval(lctx, ch, 0, true)

@@ -218,7 +218,7 @@ type Encoded struct {
 	pool *sync.Pool
 
 	Name         string
-	ObjectLayer  int // the block whose attention gave Object (0: the pipeline's default)
+	ObjectLayer  int // the block whose attention gave the object scores (1-based, resolved)
 	NTokens      int
 	GridW, GridH int
 	Preprocess   time.Duration
@@ -236,18 +236,11 @@ func (e *Encoded) Release() {
 // Encode preprocesses and encodes one image, probing objectLayer (1-based;
 // 0 = the pipeline's default) for HiPrune's object scores.
 func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*Encoded, error) {
-	if objectLayer < 0 {
-		return nil, fmt.Errorf("%w: object layer %d must be >= 1", ErrOptions, objectLayer)
-	}
 	if p.enc == nil {
 		return nil, fmt.Errorf("image %s: %w (give --mmproj)", img.Name, ErrNoVision)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	in := p.enc.Info()
-	if objectLayer != 0 && objectLayer > in.NRun {
-		return nil, fmt.Errorf("%w: object layer %d is past the encoder's depth (%d blocks run)", ErrOptions, objectLayer, in.NRun)
 	}
 	t0 := time.Now()
 	f, err := imageprep.Preprocess(img.RGB, p.params)
@@ -256,22 +249,25 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	}
 	pre := time.Since(t0)
 	var t1 time.Time // set once the compute slot is ours
-	layer := objectLayer
-	if layer == 0 {
-		layer = p.cfg.ObjectLayer
-	}
 	dst, _ := p.bufs.Get().(*bridge.Encoding)
 	var enc *bridge.Encoding
 	err = p.compute(ctx, func() (err error) {
 		t1 = time.Now()
-		enc, err = p.enc.EncodeAtInto(dst, f.Pix, f.W, f.H, p.cfg.Threads, layer)
+		// The encoder resolves layer 0 to its default (Config.ObjectLayer)
+		// and range-checks the layer: the rule lives there only.
+		enc, err = p.enc.Encode(dst, f, bridge.EncodeOptions{ObjectLayer: objectLayer, Threads: p.cfg.Threads})
 		return err
 	})
+	if errors.Is(err, bridge.ErrArg) {
+		// The image is preprocessed to the encoder's size above, so a bad
+		// argument here is the caller's object layer.
+		return nil, fmt.Errorf("%w: image %s: %w", ErrOptions, img.Name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
 	return &Encoded{
-		enc: enc, pool: &p.bufs, Name: img.Name, ObjectLayer: objectLayer, NTokens: len(enc.Object),
+		enc: enc, pool: &p.bufs, Name: img.Name, ObjectLayer: enc.ObjectLayer, NTokens: len(enc.Object),
 		GridW: enc.GridW, GridH: enc.GridH, Preprocess: pre, Encode: time.Since(t1),
 	}, nil
 }
@@ -279,7 +275,7 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 // Prune selects the tokens o keeps from an encoded image. The result owns
 // a copy of the kept rows, so the encoding can be pruned again (another
 // budget or method) or released. o.ObjectLayer must be 0 or the layer the
-// image was encoded with.
+// image was encoded with (Encoded.ObjectLayer).
 func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err

@@ -167,7 +167,6 @@ type config struct {
 type item struct {
 	scene int
 	img   *llava.Image
-	rgb8  bridge.RGB8
 	qas   []testbed.QA
 }
 
@@ -352,7 +351,6 @@ func makeItem(seed uint64, sc int) item {
 	return item{
 		scene: sc,
 		img:   &llava.Image{Name: fmt.Sprintf("scene %d", sc), RGB: rgb},
-		rgb8:  bridge.RGB8{W: rgb.W, H: rgb.H, Pix: rgb.Pix},
 		qas:   testbed.Questions(s, seed, sc),
 	}
 }
@@ -407,7 +405,7 @@ func askMtmd(mt *bridge.Mtmd, lctx *bridge.Context, m *bridge.Model, it item) ([
 	for i, qa := range it.qas {
 		lctx.ClearKV()
 		prompt := PromptBefore + bridge.MtmdMarker() + PromptAfter(qa.Question)
-		ch, err := mt.Tokenize(prompt, []bridge.RGB8{it.rgb8}, true)
+		ch, err := mt.Tokenize(prompt, []*imageprep.RGB{it.img.RGB}, true)
 		if err != nil {
 			return nil, err
 		}
