@@ -480,6 +480,8 @@ func mutations(t *testing.T, mm string) []mutation {
 			bridge.ErrFormat, "clip.vision.feature_layer 13 is outside 1..12"),
 		m("negative feature layer", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{-2}}},
 			bridge.ErrFormat, "clip.vision.feature_layer -2 is outside 1..12"),
+		m("LLaVA-NeXT any-resolution file", fixture.Edit{Set: map[string]any{"clip.vision.image_grid_pinpoints": []int32{336, 672, 672, 336, 672, 672}}},
+			bridge.ErrUnsup, "clip.vision.image_grid_pinpoints is set (LLaVA-NeXT / 1.6 any-resolution tiles): not supported yet"),
 		m("feature layer not int32", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []float32{12}}},
 			bridge.ErrFormat, "clip.vision.feature_layer is not an array of int32"),
 	}
