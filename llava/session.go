@@ -110,6 +110,8 @@ type Turn struct {
 	OnToken func(piece string) error
 	// OnImage is told when each image has been encoded and pruned.
 	OnImage func(ImageStats)
+
+	messages []Message // Append's messages, evaluated in place of Text
 }
 
 // ImageStats describe one image of a turn.
@@ -196,12 +198,13 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	promptText, rendered, err := s.formatTurn(content)
+	h := len(s.history)
+	promptText, rendered, err := s.format(t, content)
 	if err != nil {
 		return nil, err
 	}
 	st := &Stats{start: start, Prompt: promptText}
-	undo := func() { s.history = s.history[:len(s.history)-1] }
+	undo := func() { s.history = s.history[:h] }
 	// Encode and prune every image first, so the LM sees one prefill.
 	// Images prepared here are released after the turn; prepared ones given
 	// in the turn stay the caller's.
