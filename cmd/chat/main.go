@@ -6,7 +6,8 @@
 // With -p it answers once and exits; without, it reads messages from stdin
 // (commands: /image PATH, /keep N, /reset, /quit). Answers go to stdout,
 // progress and timings to stderr. Exit status: 0 success, 1 runtime error,
-// 2 usage error.
+// 2 usage error. "chat serve" runs an OpenAI-compatible HTTP server over
+// the same model and flags (serve.go).
 package main
 
 import (
@@ -61,8 +62,14 @@ type options struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	return parseCommand("chat", args, stderr, nil, printUsage)
+}
+
+// parseCommand parses the flags chat and chat serve share, plus the ones
+// extra defines; usage prints -help.
+func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet), usage func(io.Writer, *flag.FlagSet)) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.model, "m", "", "language model GGUF `file`")
 	fs.StringVar(&o.model, "model", "", "same as -m")
@@ -93,10 +100,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file`")
 	fs.BoolVar(&o.verbose, "verbose", false, "show llama.cpp's logs")
 	// flag calls Usage on -help and on every parse error; print it once, for -help only.
+	if extra != nil {
+		extra(fs)
+	}
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stderr, fs)
+			usage(stderr, fs)
 			return nil, err
 		}
 		return nil, usagef("%v", err)
@@ -115,6 +125,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 Usage:
   chat -m MODEL.gguf --mmproj MMPROJ.gguf --image IMG [--image IMG2] -p "question" [--keep 64]
   chat -m MODEL.gguf --mmproj MMPROJ.gguf            (interactive; reads stdin)
+  chat serve -m MODEL.gguf --mmproj MMPROJ.gguf      (OpenAI-compatible server; chat serve --help)
 
 Interactive commands: /image PATH (attach to the next message), /keep N, /reset, /quit
 
@@ -198,6 +209,9 @@ func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, er
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "serve" {
+		return serve(ctx, args[1:], stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
