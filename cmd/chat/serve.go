@@ -119,7 +119,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg.log = newLogger(stderr, o.verbose)
 	cfg.stderr = stderr
 	bridge.SetVerbose(o.verbose)
-	if err := runServer(ctx, cfg, net.JoinHostPort(sf.host, strconv.Itoa(sf.port)), sf.shutdownTimeout); err != nil {
+	// A missing or unreadable file fails now, not after the port is taken.
+	for _, f := range []struct{ what, path string }{{"model", o.model}, {"mmproj", o.mmproj}} {
+		if f.path == "" {
+			continue
+		}
+		if err := fsutil.CheckInput(f.path); err != nil {
+			fmt.Fprintf(stderr, "chat: %s: %v\n", f.what, oneLine(err))
+			return 1
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(sf.host, strconv.Itoa(sf.port)))
+	if err != nil {
+		fmt.Fprintf(stderr, "chat: %v\n", oneLine(err))
+		return 1
+	}
+	if err := runServer(ctx, cfg, ln, sf.shutdownTimeout); err != nil {
 		fmt.Fprintf(stderr, "chat: %v\n", oneLine(err))
 		return 1
 	}
@@ -210,25 +225,13 @@ func newServerConfig(o *options, sf *serveFlags) (serverConfig, error) {
 	return c, nil
 }
 
-// runServer listens on addr, loads the model in the background (GET
-// /health says 503 until it is ready) and serves until ctx ends; then it
-// stops accepting, lets in-flight requests finish for up to grace, cancels
-// the rest, and frees the model.
-func runServer(ctx context.Context, cfg serverConfig, addr string, grace time.Duration) error {
-	// A missing or unreadable file fails now, not after the port is taken.
-	for _, f := range []struct{ what, path string }{{"model", cfg.pipeline.Model}, {"mmproj", cfg.pipeline.MMProj}} {
-		if f.path == "" {
-			continue
-		}
-		if err := fsutil.CheckInput(f.path); err != nil {
-			return fmt.Errorf("%s: %w", f.what, err)
-		}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+// runServer serves on ln, loads the model in the background (GET /health
+// says 503 until it is ready) and serves until ctx ends; then it stops
+// accepting, lets in-flight requests finish for up to grace, cancels the
+// rest, and frees the model.
+func runServer(ctx context.Context, cfg serverConfig, ln net.Listener, grace time.Duration) error {
 	s := newServer(cfg)
+	cfg = s.cfg
 	fmt.Fprintf(cfg.stderr, "chat: listening on http://%s (loading %s)\n", ln.Addr(), cfg.pipeline.Model)
 	// Requests get their own base context: Shutdown does not cancel them,
 	// cancelRequests does once the grace period is over.
@@ -269,8 +272,16 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	s.shuttingDown.Store(true)
 	if err := hs.Shutdown(sctx); err != nil {
-		// Past the grace period: cancel what is still generating.
+		// Past the grace period: cancel what is still generating. Each
+		// stops within a token; give them a moment to say so in their
+		// streams, then cut the connections left.
 		cancelRequests()
+		done := make(chan struct{})
+		go func() { s.drain(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 		_ = hs.Close()
 	}
 	cancel()
@@ -341,12 +352,17 @@ func (s *server) load(ctx context.Context) error {
 	return nil
 }
 
-// close waits for requests using the model, then frees it.
-func (s *server) close() {
+// drain refuses new model work and waits for the requests doing some.
+func (s *server) drain() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+}
+
+// close waits for requests using the model, then frees it.
+func (s *server) close() {
+	s.drain()
 	s.ready.Store(false)
 	if s.slots != nil {
 		s.slots.closeAll()
