@@ -78,8 +78,9 @@ demo: build bin/testbed
 # Time to first token, prefill, decode speed and image KV memory at real
 # model shapes (generated into MODELS_DIR on first use), llama.cpp's mtmd vs
 # our pipeline unpruned and with HiPrune; writes bench/results/$(MODEL).json.
-# MODEL=1b (default, under 10 minutes on 2 cores) or 7b; RUNS=0 picks the
-# model's default (5 for 1b, 3 for 7b).
+# MODEL=1b (default, under 10 minutes on 2 cores), 7b, or 1b-next (LLaVA-NeXT:
+# a 672 x 672 image as a base view and 2 x 2 tiles, budgets 640/320/160 of
+# 2,880 as fractions); RUNS=0 picks the model's default (5 for 1b, 3 else).
 MODEL ?= 1b
 RUNS ?= 0
 

@@ -6,6 +6,12 @@
 //
 //	go run ./bench -model 1b -runs 5 -out bench/results   (make bench)
 //	go run ./bench -model 7b -runs 3 -out bench/results   (make bench MODEL=7b)
+//	go run ./bench -model 1b-next -runs 3 -out bench/results   (make bench MODEL=1b-next)
+//
+// The -next presets are LLaVA-NeXT (1.6) pairs: a 672 x 672 image becomes a
+// base view and 2 x 2 tiles, 2,880 tokens in llama.cpp's mtmd; the budgets
+// are N' of those 2,880, applied as the fraction N'/2,880 of the image's
+// tokens in our (as-trained) layout.
 //
 // The model pair is generated on demand (deterministic random weights, see
 // tests/testmodel) into $HIPRUNE_MODELS_DIR. Everything runs in one process
@@ -51,6 +57,7 @@ type options struct {
 	nBatch    int
 	nPredict  int
 	keeps     []int
+	next      bool // a LLaVA-NeXT preset: -keep are N' of nextTokens, applied as fractions
 	question  string
 	imgW      int
 	imgH      int
@@ -89,7 +96,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.nCtx, "ctx", 4096, "LM context length (the same for every configuration)")
 	fs.IntVar(&o.nBatch, "batch", 512, "LM batch size")
 	fs.IntVar(&o.nPredict, "n", 16, "tokens generated per run (greedy)")
-	keep := fs.String("keep", "192,128,64", "comma-separated HiPrune budgets N'")
+	keep := fs.String("keep", "", "comma-separated HiPrune budgets N' (default 192,128,64; for -next presets 640,320,160 of 2880, applied as fractions)")
 	fs.StringVar(&o.question, "question", defaultQuestion, "the question asked about the image")
 	fs.IntVar(&o.imgW, "width", 640, "sample image width")
 	fs.IntVar(&o.imgH, "height", 480, "sample image height")
@@ -110,9 +117,22 @@ func parseFlags(args []string) (*options, error) {
 	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 {
 		return nil, fmt.Errorf("%w: -runs, -enc-runs and -threads must be >= 0, -n, -batch and -ctx >= 1", errUsage)
 	}
+	o.next = strings.HasSuffix(o.model, "-next")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.next && !set["width"] && !set["height"] {
+		// The image: exactly the 2 x 2 pinpoint, nothing cropped.
+		o.imgW, o.imgH = 672, 672
+	}
+	if *keep == "" {
+		*keep = "192,128,64"
+		if o.next {
+			*keep = "640,320,160"
+		}
+	}
 	if o.runs == 0 {
 		o.runs = 5
-		if o.model == "7b" {
+		if o.model == "7b" || o.next {
 			o.runs = 3
 		}
 	}

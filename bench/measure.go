@@ -98,10 +98,11 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		return res, fmt.Errorf("opening llama.cpp's clip: %w", err)
 	}
 	defer clip.Close()
-	img, err := clip.Preprocess(b.img.RGB)
+	views, err := clip.Preprocess(b.img.RGB)
 	if err != nil {
 		return res, fmt.Errorf("clip preprocess: %w", err)
 	}
+	img := views[0]
 	enc := b.pipe.Encoder()
 	th := b.o.threads
 	var dst *bridge.Encoding
@@ -161,6 +162,10 @@ type sample struct {
 	OthersCPU    float64 // share of the machine's CPU other processes took during the run; -1 unknown
 }
 
+// nextTokens is what pruning papers count for a LLaVA-NeXT image: 5 views
+// of 576 (a base view and 2 x 2 tiles, merged without the unpad crop).
+const nextTokens = 2880
+
 type config struct {
 	name string
 	mtmd bool
@@ -170,7 +175,13 @@ type config struct {
 func (b *bench) configs() []config {
 	cs := []config{{name: "mtmd", mtmd: true}, {name: "none", opts: llava.Options{Method: llava.MethodNone}}}
 	for _, k := range b.o.keeps {
-		cs = append(cs, config{name: fmt.Sprintf("hiprune-%d", k), opts: llava.Options{Method: llava.MethodHiPrune, Keep: k}})
+		o := llava.Options{Method: llava.MethodHiPrune, Keep: k}
+		if b.o.next {
+			// N' of the 2,880 tokens pruning papers count, as a fraction of
+			// the tokens this layout gives the image.
+			o = llava.Options{Method: llava.MethodHiPrune, KeepRatio: float64(k) / nextTokens}
+		}
+		cs = append(cs, config{name: fmt.Sprintf("hiprune-%d", k), opts: o})
 	}
 	return cs
 }

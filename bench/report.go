@@ -210,11 +210,13 @@ func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
 			OK:     r.SelectMS < 1,
 		})
 		if base.KVImageMiB > 0 && base.ImageTokens > 0 {
-			want := float64(k) / float64(base.ImageTokens)
+			// The tokens the row kept: N' itself for LLaVA-1.5, N'/2,880 of
+			// the image's tokens for LLaVA-NeXT.
+			want := float64(r.ImageTokens) / float64(base.ImageTokens)
 			got := r.KVImageMiB / base.KVImageMiB
 			targets = append(targets, Target{
 				Name:   fmt.Sprintf("(d) %s kv proportional to N'", name),
-				Detail: fmt.Sprintf("%.2f MiB = %.4f of mtmd's, want %d/%d = %.4f", r.KVImageMiB, got, k, base.ImageTokens, want),
+				Detail: fmt.Sprintf("%.2f MiB = %.4f of mtmd's, want %d/%d = %.4f", r.KVImageMiB, got, r.ImageTokens, base.ImageTokens, want),
 				OK:     got >= want*0.98 && got <= want*1.02,
 			})
 		}

@@ -44,10 +44,11 @@ func BenchmarkEncoder(b *testing.B) {
 	}
 	defer enc.Close()
 	rgb := fixture.Image(b, 640, 480, 1)
-	img, err := clip.Preprocess(rgb)
+	views, err := clip.Preprocess(rgb)
 	if err != nil {
 		b.Fatal(err)
 	}
+	img := views[0]
 	in := enc.Info()
 	b.Logf("encoder: %d tokens, %d blocks run, object layer %d, flash attention %v, backend %s",
 		in.NPatches, in.NRun, in.ObjectLayer, in.FlashAttn, in.Backend)

@@ -116,11 +116,19 @@ int  hp_clip_n_mmproj_embd(const hp_clip * c);
 // hp_clip_n_output_tokens: tokens clip emits for an nx x ny preprocessed image.
 int  hp_clip_n_output_tokens(const hp_clip * c, int nx, int ny);
 
-// hp_clip_preprocess runs clip_image_preprocess on an RGB8 image and copies
-// the first resulting float image into out (cap floats), setting *onx, *ony.
+// hp_clip_images holds the float images clip_image_preprocess made of one
+// input (one for LLaVA-1.5; the base view and the tiles for LLaVA-NeXT).
+typedef struct hp_clip_images hp_clip_images;
+
+// hp_clip_preprocess runs clip_image_preprocess on an RGB8 image; free the
+// result with hp_clip_images_free.
 int hp_clip_preprocess(hp_clip * c, const uint8_t * rgb, int nx, int ny,
-                       float * out, size_t cap, int * onx, int * ony,
-                       char * err, size_t errlen);
+                       hp_clip_images ** out, char * err, size_t errlen);
+int hp_clip_images_count(const hp_clip_images * im);
+// hp_clip_images_get returns image i's pixels (nx*ny*3 floats, interleaved
+// RGB, owned by im) and sets *nx, *ny; NULL when i is out of range.
+const float * hp_clip_images_get(const hp_clip_images * im, int i, int * nx, int * ny);
+void hp_clip_images_free(hp_clip_images * im);
 
 // hp_clip_encode runs clip_encode_float_image; out holds
 // hp_clip_n_output_tokens * hp_clip_n_mmproj_embd floats.

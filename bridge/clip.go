@@ -64,28 +64,31 @@ func (c *Clip) NTokens(nx, ny int) int {
 }
 
 // Preprocess runs clip_image_preprocess on an 8-bit RGB image and returns
-// the first float image.
-func (c *Clip) Preprocess(img *imageprep.RGB) (*imageprep.Float, error) {
+// the float images it makes: one for LLaVA-1.5, the base view and the tiles
+// for LLaVA-NeXT.
+func (c *Clip) Preprocess(img *imageprep.RGB) ([]*imageprep.Float, error) {
 	if img == nil || img.W <= 0 || img.H <= 0 || len(img.Pix) != img.W*img.H*3 {
 		return nil, fmt.Errorf("clip preprocess: bad image: %w", ErrArg)
 	}
-	s := c.ImageSize()
-	// LLaVA-1.5 yields one image of ImageSize^2; leave room for models
-	// whose preprocessing keeps the input size.
-	capN := 3 * max(s*s, img.W*img.H)
-	out := make([]float32, capN)
-	var onx, ony C.int
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	code := C.hp_clip_preprocess(c.c, (*C.uint8_t)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H),
-		(*C.float)(unsafe.Pointer(&out[0])), C.size_t(capN), &onx, &ony, eb, errBufLen)
+	var im *C.hp_clip_images
+	code := C.hp_clip_preprocess(c.c, (*C.uint8_t)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H), &im, eb, errBufLen)
 	if err := goErr(code, eb, "clip preprocess"); err != nil {
 		return nil, err
 	}
-	w, h := int(onx), int(ony)
-	return &imageprep.Float{W: w, H: h, Pix: out[: w*h*3 : w*h*3]}, nil
+	defer C.hp_clip_images_free(im)
+	n := int(C.hp_clip_images_count(im))
+	out := make([]*imageprep.Float, n)
+	for i := range out {
+		var nx, ny C.int
+		p := C.hp_clip_images_get(im, C.int(i), &nx, &ny)
+		w, h := int(nx), int(ny)
+		out[i] = &imageprep.Float{W: w, H: h, Pix: append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(p)), w*h*3)...)}
+	}
+	return out, nil
 }
 
 // Encode runs clip_encode_float_image on a preprocessed image.

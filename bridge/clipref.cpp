@@ -17,6 +17,13 @@ struct hp_clip {
     }
 };
 
+struct hp_clip_images {
+    clip_image_f32_batch * batch = nullptr;
+    ~hp_clip_images() {
+        if (batch) clip_image_f32_batch_free(batch);
+    }
+};
+
 namespace {
 void set_err(char * err, size_t errlen, const std::string & msg) {
     if (err && errlen > 0) snprintf(err, errlen, "%s", msg.c_str());
@@ -70,35 +77,37 @@ int hp_clip_n_output_tokens(const hp_clip * c, int nx, int ny) {
     return clip_n_output_tokens(c->ctx, &img);
 }
 
-int hp_clip_preprocess(hp_clip * c, const uint8_t * rgb, int nx, int ny, float * out, size_t cap, int * onx, int * ony,
-                       char * err, size_t errlen) {
-    if (!c || !rgb || nx <= 0 || ny <= 0) {
+int hp_clip_preprocess(hp_clip * c, const uint8_t * rgb, int nx, int ny, hp_clip_images ** out, char * err,
+                       size_t errlen) {
+    if (out) *out = nullptr;
+    if (!c || !rgb || !out || nx <= 0 || ny <= 0) {
         set_err(err, errlen, "hp_clip_preprocess: bad argument");
         return HP_ERR_ARG;
     }
     clip_image_u8 * u8 = clip_image_u8_init();
     clip_build_img_from_pixels(rgb, nx, ny, u8);
     clip_image_f32_batch * batch = clip_image_f32_batch_init();
-    int rc = HP_OK;
-    if (!clip_image_preprocess(c->ctx, u8, batch) || clip_image_f32_batch_n_images(batch) < 1) {
-        set_err(err, errlen, "clip_image_preprocess failed");
-        rc = HP_ERR_BACKEND;
-    } else {
-        const size_t w = clip_image_f32_batch_nx(batch, 0), h = clip_image_f32_batch_ny(batch, 0);
-        if (w * h * 3 > cap) {
-            set_err(err, errlen, "hp_clip_preprocess: output buffer too small");
-            rc = HP_ERR_ARG;
-        } else {
-            const clip_image_f32 * f = clip_image_f32_get_img(batch, 0);
-            memcpy(out, f->buf.data(), w * h * 3 * sizeof(float));
-            *onx = (int) w;
-            *ony = (int) h;
-        }
-    }
-    clip_image_f32_batch_free(batch);
+    const bool ok = clip_image_preprocess(c->ctx, u8, batch) && clip_image_f32_batch_n_images(batch) >= 1;
     clip_image_u8_free(u8);
-    return rc;
+    if (!ok) {
+        clip_image_f32_batch_free(batch);
+        set_err(err, errlen, "clip_image_preprocess failed");
+        return HP_ERR_BACKEND;
+    }
+    *out = new hp_clip_images{batch};
+    return HP_OK;
 }
+
+int hp_clip_images_count(const hp_clip_images * im) { return im ? (int) clip_image_f32_batch_n_images(im->batch) : 0; }
+
+const float * hp_clip_images_get(const hp_clip_images * im, int i, int * nx, int * ny) {
+    if (!im || i < 0 || i >= hp_clip_images_count(im)) return nullptr;
+    if (nx) *nx = (int) clip_image_f32_batch_nx(im->batch, i);
+    if (ny) *ny = (int) clip_image_f32_batch_ny(im->batch, i);
+    return clip_image_f32_get_img(im->batch, i)->buf.data();
+}
+
+void hp_clip_images_free(hp_clip_images * im) { delete im; }
 
 int hp_clip_encode(hp_clip * c, int n_threads, const float * img, int nx, int ny, float * out, char * err, size_t errlen) {
     if (!c || !img || !out) {

@@ -78,6 +78,16 @@ type EncoderInfo struct {
 	FlashAttn    bool
 	Mean, Std    [3]float32
 	Eps          float32
+	// Pinpoints are LLaVA-NeXT's any-resolution candidates
+	// (clip.vision.image_grid_pinpoints): each image becomes a base view
+	// and tiles of ImageSize (imageprep.PreprocessViews), each encoded like
+	// a LLaVA-1.5 image. Empty for LLaVA-1.5.
+	Pinpoints []imageprep.Size
+	// MergeType is how the views' tokens are laid out for the LM
+	// (MergeFlat, MergeSpatial or MergeSpatialUnpad).
+	MergeType string
+	// HasNewline says the file has model.image_newline (Encoder.Newline).
+	HasNewline bool
 }
 
 // Encoding is one image's encoder output.
@@ -97,9 +107,10 @@ func (e *Encoding) Row(i int) []float32 { return e.Embd[i*e.ProjDim : (i+1)*e.Pr
 // already uses every thread it is given, so running images side by side
 // would not be faster on a CPU).
 type Encoder struct {
-	mu   sync.Mutex
-	c    *C.hp_encoder
-	info EncoderInfo
+	mu      sync.Mutex
+	c       *C.hp_encoder
+	info    EncoderInfo
+	newline []float32
 }
 
 // OpenEncoder loads an mmproj GGUF.
@@ -135,8 +146,25 @@ func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
 	C.hp_encoder_get_info(h, &ci)
 	e := &Encoder{c: h, info: infoFromC(&ci)}
 	runtime.SetFinalizer(e, func(e *Encoder) { e.Close() })
+	a, err := readAnyRes(path, e.info.ImageSize, e.info.ProjDim)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("mmproj: %w", err)
+	}
+	// LLaVA-1.6 was trained with a newline embedding after every row; the
+	// pinned llama.cpp never adds it, so only its layout can go without.
+	if a.merge == MergeSpatialUnpad && a.newline == nil && p.Layout != LayoutLlamaCpp && len(a.pinpoints) > 0 {
+		e.Close()
+		return nil, fmt.Errorf("mmproj: %s: missing tensor %s (mm_patch_merge_type %s puts it after every row): %w",
+			path, newlineTensor, a.merge, ErrFormat)
+	}
+	e.info.Pinpoints, e.info.MergeType, e.info.HasNewline = a.pinpoints, a.merge, a.newline != nil
+	e.newline = a.newline
 	return e, nil
 }
+
+// Newline returns a copy of model.image_newline (ProjDim floats), or nil.
+func (e *Encoder) Newline() []float32 { return append([]float32(nil), e.newline...) }
 
 func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 	in := EncoderInfo{
@@ -169,7 +197,9 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 func (e *Encoder) Info() EncoderInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.info
+	in := e.info
+	in.Pinpoints = append([]imageprep.Size(nil), in.Pinpoints...)
+	return in
 }
 
 // Close frees the encoder's weights and graph. Safe to call twice.

@@ -37,7 +37,8 @@ func preprocessed(t *testing.T, clip *bridge.Clip, w, h int, seed uint64) *image
 	t.Helper()
 	f, err := clip.Preprocess(fixture.Image(t, w, h, seed))
 	require.NoError(t, err)
-	return f
+	require.Len(t, f, 1, "LLaVA-1.5: one view")
+	return f[0]
 }
 
 // encode runs enc with its defaults and two threads.
@@ -371,8 +372,10 @@ func TestPreprocessMatchesLlamaCpp(t *testing.T) {
 	sizes := [][2]int{{336, 336}, {640, 480}, {480, 640}, {200, 500}, {1000, 100}, {17, 33}, {1, 1}, {337, 335}, {1024, 1024}}
 	for i, sz := range sizes {
 		rgb := fixture.Image(t, sz[0], sz[1], uint64(i+1))
-		wantF, err := clip.Preprocess(rgb)
+		views, err := clip.Preprocess(rgb)
 		require.NoError(t, err)
+		require.Len(t, views, 1)
+		wantF := views[0]
 		want := wantF.Pix
 		got, err := imageprep.Preprocess(rgb, p)
 		require.NoError(t, err)
@@ -480,8 +483,6 @@ func mutations(t *testing.T, mm string) []mutation {
 			bridge.ErrFormat, "clip.vision.feature_layer 13 is outside 1..12"),
 		m("negative feature layer", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []int32{-2}}},
 			bridge.ErrFormat, "clip.vision.feature_layer -2 is outside 1..12"),
-		m("LLaVA-NeXT any-resolution file", fixture.Edit{Set: map[string]any{"clip.vision.image_grid_pinpoints": []int32{336, 672, 672, 336, 672, 672}}},
-			bridge.ErrUnsup, "clip.vision.image_grid_pinpoints is set (LLaVA-NeXT / 1.6 any-resolution tiles): not supported yet"),
 		m("feature layer not int32", fixture.Edit{Set: map[string]any{"clip.vision.feature_layer": []float32{12}}},
 			bridge.ErrFormat, "clip.vision.feature_layer is not an array of int32"),
 	}

@@ -489,14 +489,6 @@ std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
     if (proj.empty()) proj = f.get_str("clip.vision.projector_type", "");
     if (proj.empty()) proj = "mlp"; // llama.cpp's default for old LLaVA files
     if (proj == "mlp") {
-        // LLaVA-NeXT files are "mlp" too; llama.cpp turns them into a base
-        // view plus tiles, which this family does not do yet: running them
-        // as one 336 px view would answer about a different image.
-        if (!f.get_arr_i32("clip.vision.image_grid_pinpoints").empty()) {
-            throw error(HP_ERR_UNSUP, strfmt("%s: clip.vision.image_grid_pinpoints is set (LLaVA-NeXT / 1.6 any-resolution "
-                                             "tiles): not supported yet",
-                                             f.path().c_str()));
-        }
         return std::make_unique<llava_mlp>(f, layout);
     }
     throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp)", f.path().c_str(),

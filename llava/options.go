@@ -43,7 +43,8 @@ type Options struct {
 	Method Method
 	// Keep is the budget N' per image as a token count; KeepRatio as a
 	// fraction of the image's tokens. At most one is set; with neither,
-	// DefaultKeepRatio applies.
+	// DefaultKeepRatio applies (DefaultKeepRatioNeXT to a LLaVA-NeXT
+	// image, whose tokens include its newline tokens: see anyres.go).
 	Keep      int
 	KeepRatio float64
 	// Alpha is HiPrune's anchor fraction (0 = hiprune.DefaultAlpha).
@@ -85,8 +86,12 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Budget is N' for an image of n tokens (always in 1..n).
-func (o Options) Budget(n int) int {
+// Budget is N' for a LLaVA-1.5 image of n tokens (always in 1..n).
+func (o Options) Budget(n int) int { return o.budget(n, DefaultKeepRatio) }
+
+// budget is N' for an image of n tokens when the model's default ratio
+// is def (DefaultKeepRatio, or DefaultKeepRatioNeXT for LLaVA-NeXT).
+func (o Options) budget(n int, def float64) int {
 	if o.method() == MethodNone || n <= 0 {
 		return n
 	}
@@ -97,7 +102,7 @@ func (o Options) Budget(n int) int {
 	case o.KeepRatio > 0:
 		b = int(math.Round(o.KeepRatio * float64(n)))
 	default:
-		b = int(math.Round(DefaultKeepRatio * float64(n)))
+		b = int(math.Round(def * float64(n)))
 	}
 	return max(1, min(b, n))
 }

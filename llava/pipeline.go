@@ -63,6 +63,8 @@ type Pipeline struct {
 	enc    *bridge.Encoder
 	params imageprep.Params
 	log    *slog.Logger
+	// newline is model.image_newline (LLaVA-NeXT), nil otherwise.
+	newline []float32
 }
 
 // ErrNoVision means an image was given to a pipeline without a projector.
@@ -135,9 +137,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 				cfg.MMProj, in.ProjDim, cfg.Model, lmWidth, ErrMismatch)
 		}
 		p.enc = enc
-		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std}
+		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std, Pinpoints: in.Pinpoints}
+		p.newline = enc.Newline()
 		log.Info("loaded vision encoder", "path", cfg.MMProj, "backend", in.Backend, "tokens", in.NPatches,
-			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "ms", time.Since(t1).Milliseconds())
+			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "pinpoints", len(in.Pinpoints),
+			"merge", in.MergeType, "ms", time.Since(t1).Milliseconds())
 	}
 	return p, nil
 }
@@ -182,14 +186,20 @@ type Pruned struct {
 	enc  *bridge.Encoding
 	pool *sync.Pool
 
-	Name         string    // the image's name
-	Kept         []int     // kept token indices, ascending
+	Name string // the image's name
+	// Kept are the kept positions of the image's token sequence, ascending:
+	// grid indices for LLaVA-1.5; for LLaVA-NeXT, positions in the layout
+	// of anyres.go (views, newlines).
+	Kept         []int
 	Embd         []float32 // the kept rows, in order, each NEmbd wide
 	NTokens      int       // tokens before pruning
-	GridW, GridH int
-	Preprocess   time.Duration
-	Encode       time.Duration
-	Select       time.Duration // the selection itself (the scores come out of the encoder graph)
+	GridW, GridH int       // one view's patch grid
+	Views        int       // views the image was cut into (1 for LLaVA-1.5)
+	// Mask holds each view's kept patches, for imageprep.WriteMasksPNG.
+	Mask       []imageprep.MaskView
+	Preprocess time.Duration
+	Encode     time.Duration
+	Select     time.Duration // the selection itself (the scores come out of the encoder graph)
 }
 
 // PrepareImage preprocesses, encodes and prunes one image.
@@ -215,12 +225,15 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 // methods on an image pay the encoder once. Release hands its buffers back.
 type Encoded struct {
 	enc  *bridge.Encoding
+	next *nextImage // instead of enc for an any-resolution (LLaVA-NeXT) image
 	pool *sync.Pool
+	src  imageprep.Size
 
 	Name         string
 	ObjectLayer  int // the block whose attention gave the object scores (1-based, resolved)
-	NTokens      int
-	GridW, GridH int
+	NTokens      int // the image's LM tokens before pruning
+	GridW, GridH int // one view's patch grid
+	Views        int // views the image was cut into (1 for LLaVA-1.5)
 	Preprocess   time.Duration
 	Encode       time.Duration
 }
@@ -230,7 +243,10 @@ func (e *Encoded) Release() {
 	if e.enc != nil && e.pool != nil {
 		e.pool.Put(e.enc)
 	}
-	e.enc = nil
+	if e.next != nil {
+		e.next.release(e.pool)
+	}
+	e.enc, e.next = nil, nil
 }
 
 // Encode preprocesses and encodes one image, probing objectLayer (1-based;
@@ -241,6 +257,9 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if p.anyRes() {
+		return p.encodeViews(ctx, img, objectLayer)
 	}
 	t0 := time.Now()
 	f, err := imageprep.Preprocess(img.RGB, p.params)
@@ -268,7 +287,8 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	}
 	return &Encoded{
 		enc: enc, pool: &p.bufs, Name: img.Name, ObjectLayer: enc.ObjectLayer, NTokens: len(enc.Object),
-		GridW: enc.GridW, GridH: enc.GridH, Preprocess: pre, Encode: time.Since(t1),
+		GridW: enc.GridW, GridH: enc.GridH, Views: 1, Preprocess: pre, Encode: time.Since(t1),
+		src: imageprep.Size{W: img.RGB.W, H: img.RGB.H},
 	}, nil
 }
 
@@ -280,7 +300,7 @@ func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if e.enc == nil {
+	if e.enc == nil && e.next == nil {
 		return nil, fmt.Errorf("%w: image %s: encoding already released", ErrOptions, e.Name)
 	}
 	if o.ObjectLayer != 0 && o.ObjectLayer != e.ObjectLayer {
@@ -293,6 +313,13 @@ func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
 // prune selects from e; inPlace compacts the kept rows inside e's buffers
 // and hands them to the result (PrepareImage's single-use path).
 func (p *Pipeline) prune(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
+	if e.next != nil {
+		pr, err := p.pruneViews(e, o)
+		if err == nil && inPlace {
+			e.Release() // pr owns a copy of its rows
+		}
+		return pr, err
+	}
 	enc := e.enc
 	n := len(enc.Object)
 	budget := o.Budget(n)
@@ -315,7 +342,9 @@ func (p *Pipeline) prune(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
 	}
 	w := enc.ProjDim
 	pr := &Pruned{
-		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH,
+		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH, Views: 1,
+		Mask: []imageprep.MaskView{{Layout: imageprep.Geometry(e.src.W, e.src.H, p.params), GridW: enc.GridW, GridH: enc.GridH,
+			Patch: p.params.ImageSize / max(enc.GridW, 1), Kept: kept}},
 		Preprocess: e.Preprocess, Encode: e.Encode, Select: t4.Sub(t3),
 	}
 	if !inPlace {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
 // ImageMarker marks where an image goes in a message's text. Images given
@@ -119,8 +120,11 @@ type ImageStats struct {
 	Name                       string
 	TokensBefore, TokensAfter  int
 	Preprocess, Encode, Select time.Duration
-	Kept                       []int
-	GridW, GridH               int
+	Kept                       []int // kept positions (Pruned.Kept)
+	GridW, GridH               int   // one view's patch grid
+	Views                      int   // views the image was cut into (1 for LLaVA-1.5)
+	// Mask holds each view's kept patches, for imageprep.WriteMasksPNG.
+	Mask []imageprep.MaskView
 }
 
 // Stats describe one turn.
@@ -154,7 +158,7 @@ func (pr *Pruned) stats() ImageStats {
 	return ImageStats{
 		Name: pr.Name, TokensBefore: pr.NTokens, TokensAfter: len(pr.Kept),
 		Preprocess: pr.Preprocess, Encode: pr.Encode, Select: pr.Select, Kept: pr.Kept,
-		GridW: pr.GridW, GridH: pr.GridH,
+		GridW: pr.GridW, GridH: pr.GridH, Views: pr.Views, Mask: pr.Mask,
 	}
 }
 
@@ -246,8 +250,8 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	for _, pr := range t.Prepared {
 		nImage += len(pr.Kept)
 	}
-	if len(t.Images) > 0 {
-		nImage += len(t.Images) * t.Prune.Budget(s.p.enc.Info().NPatches)
+	for _, img := range t.Images {
+		nImage += s.p.imageTokens(img, t.Prune)
 	}
 	if n, room := nText+nImage, s.lctx.NCtx()-s.nPast; n > room {
 		undo()

@@ -91,13 +91,13 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.Int64Var(&o.seed, "seed", -1, "sampling seed (-1: random)")
 	fs.StringVar(&o.pruneMethod, "prune", "hiprune", "token pruning: hiprune, none, uniform, random")
 	fs.IntVar(&o.keep, "keep", 0, "image tokens to keep per image (N')")
-	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3)")
+	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT)")
 	fs.Float64Var(&o.alpha, "alpha", 0.1, "HiPrune anchor fraction, in [0,1]")
 	fs.IntVar(&o.objectLayer, "object-layer", 9, "encoder block (1-based) whose attention picks the anchors")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
-	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file`")
+	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file` (LLaVA-NeXT: base view and tiles side by side)")
 	fs.BoolVar(&o.verbose, "verbose", false, "show llama.cpp's logs")
 	// flag calls Usage on -help and on every parse error; print it once, for -help only.
 	if extra != nil {
@@ -411,7 +411,8 @@ func (c *chatter) writeMasks(imgs []*llava.Image, st *llava.Stats) error {
 		if err != nil {
 			return fmt.Errorf("--save-mask: %w", err)
 		}
-		err = imageprep.WriteMaskPNG(f, imgs[i].RGB, c.p.ImageParams(), is.GridW, is.GridH, is.Kept)
+		// One panel per view: LLaVA-NeXT's base view and its tiles.
+		err = imageprep.WriteMasksPNG(f, imgs[i].RGB, is.Mask)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

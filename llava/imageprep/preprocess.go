@@ -14,6 +14,9 @@ var PadColor = [3]uint8{122, 116, 104}
 type Params struct {
 	ImageSize int
 	Mean, Std [3]float32
+	// Pinpoints are clip.vision.image_grid_pinpoints (LLaVA-NeXT's
+	// any-resolution candidates, PreprocessViews); empty for LLaVA-1.5.
+	Pinpoints []Size
 }
 
 // LLaVA15Params are the values stored in LLaVA-1.5's mmproj (CLIP ViT-L/14-336).
@@ -89,15 +92,20 @@ func Normalize(img *RGB, p Params) (*Float, error) {
 // the resized image's size and its offset inside the canvas. copyOnly means
 // the input already has the target size and is copied verbatim.
 func fit(w, h, size int) (nw, nh, offX, offY int, copyOnly bool) {
-	if w == size && h == size {
-		return size, size, 0, 0, true
+	return fitRect(w, h, size, size)
+}
+
+// fitRect is fit on a tw x th canvas (LLaVA-NeXT's refined image).
+func fitRect(w, h, tw, th int) (nw, nh, offX, offY int, copyOnly bool) {
+	if w == tw && h == th {
+		return tw, th, 0, 0, true
 	}
-	scaleW := float32(size) / float32(w)
-	scaleH := float32(size) / float32(h)
+	scaleW := float32(tw) / float32(w)
+	scaleH := float32(th) / float32(h)
 	scale := min(scaleW, scaleH)
-	nw = min(int(math.Ceil(float64(float32(w)*scale))), size)
-	nh = min(int(math.Ceil(float64(float32(h)*scale))), size)
-	return nw, nh, (size - nw) / 2, (size - nh) / 2, false
+	nw = min(int(math.Ceil(float64(float32(w)*scale))), tw)
+	nh = min(int(math.Ceil(float64(float32(h)*scale))), th)
+	return nw, nh, (tw - nw) / 2, (th - nh) / 2, false
 }
 
 // Letterbox is the u8 part of the preprocessing (llama.cpp's

@@ -159,6 +159,10 @@ func (c ClipSpec) tensors() []tensorDef {
 	if c.WithPostLN {
 		ts = append(ts, lnW("v.post_ln.weight"), bias("v.post_ln.bias", e))
 	}
+	if c.Newline {
+		// LLaVA initialises it as randn * 1/sqrt(width), like a token embedding.
+		ts = append(ts, tensorDef{name: "model.image_newline", typ: F32, ne: []int64{p}, std: 1 / math.Sqrt(float64(p))})
+	}
 	return ts
 }
 
@@ -194,6 +198,12 @@ func NewMMProjWriterWeights(c ClipSpec, ws Weights) (*gguf.Writer, error) {
 	w.AddUint32(v+"block_count", uint32(c.NLayer))
 	if c.FeatureLayer > 0 {
 		w.AddInt32Array(v+"feature_layer", []int32{int32(c.FeatureLayer)})
+	}
+	if len(c.GridPinpoints) > 0 {
+		w.AddInt32Array(v+"image_grid_pinpoints", c.GridPinpoints)
+	}
+	if c.MergeType != "" {
+		w.AddString(v+"mm_patch_merge_type", c.MergeType)
 	}
 	w.AddFloat32Array(v+"image_mean", c.Mean[:])
 	w.AddFloat32Array(v+"image_std", c.Std[:])

@@ -7,6 +7,8 @@ package testmodel
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/hiprune/hiprune-go/internal/gguf"
 )
@@ -78,6 +80,14 @@ type ClipSpec struct {
 	// makes a file no converter writes (for tests). 0 (the default) writes no
 	// key, like the converter without a select layer and every 2023-era file.
 	FeatureLayer int `json:",omitempty"`
+	// LLaVA-NeXT (1.6), all unset for LLaVA-1.5 (see WithNeXT):
+	// GridPinpoints writes clip.vision.image_grid_pinpoints (width, height
+	// pairs, int32, as llama.cpp's legacy converter writes the config's
+	// image_grid_pinpoints); MergeType clip.vision.mm_patch_merge_type; and
+	// Newline the model.image_newline tensor (ProjDim f32).
+	GridPinpoints []int32 `json:",omitempty"`
+	MergeType     string  `json:",omitempty"`
+	Newline       bool    `json:",omitempty"`
 	// ProjDim is the projector width: mm.0 maps NEmbd->ProjDim and mm.2
 	// ProjDim->ProjDim, so it must equal the LM's NEmbd.
 	ProjDim int
@@ -164,6 +174,8 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "NLayer", c.NLayer, "must be >= 2 (llama.cpp's llava graph runs NLayer-1 blocks)")
 	case c.FeatureLayer < 0 || c.FeatureLayer > c.NLayer:
 		return fieldErr(k, "FeatureLayer", c.FeatureLayer, fmt.Sprintf("must be 0 (no key) or 1..NLayer=%d", c.NLayer))
+	case len(c.GridPinpoints)%2 != 0 || slices.ContainsFunc(c.GridPinpoints, func(v int32) bool { return v < 1 }):
+		return fieldErr(k, "GridPinpoints", c.GridPinpoints, "must be positive (width, height) pairs")
 	case c.ProjDim < 1:
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
@@ -207,6 +219,9 @@ func (c ClipSpec) ParamCount() int64 {
 	n += int64(c.NLayer) * perLayer
 	if c.WithPostLN {
 		n += 2 * e
+	}
+	if c.Newline {
+		n += p
 	}
 	return n + e*p + p + p*p + p
 }
@@ -260,13 +275,17 @@ func ClipL336() ClipSpec {
 }
 
 // Presets lists the names PresetPair accepts.
-var Presets = []string{"tiny", "mid", "1b", "7b"}
+var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next"}
 
 // PresetPair returns the LM and mmproj specs of a named pair:
 // tiny = TinyLM + TinyClip; mid = TinyLM + MidClip(64);
-// 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336.
+// 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336; the
+// -next pairs are tiny and 1b with LLaVA-NeXT's metadata (WithNeXT).
 func PresetPair(name string) (LMSpec, ClipSpec, error) {
 	switch name {
+	case "tiny-next", "1b-next":
+		l, c, err := PresetPair(strings.TrimSuffix(name, "-next"))
+		return l, WithNeXT(c), err
 	case "tiny":
 		return TinyLM(), TinyClip(), nil
 	case "mid":
