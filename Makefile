@@ -27,7 +27,7 @@ export HIPRUNE_MODELS_DIR := $(MODELS_DIR)
 TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test bench vet demo fuzz fuzz-inputs env clean testbed eval
+.PHONY: all deps node-deps build test bench vet demo fuzz fuzz-inputs env clean testbed eval
 
 all: build
 
@@ -48,7 +48,15 @@ vet: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
-test: deps
+# chat serve's tests drive the server with the openai npm package, which the
+# test installs from the npm registry; Node.js and npm come from Debian.
+node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q nodejs npm; } || \
+		echo "make: no Node.js or npm; the openai npm client test will be skipped"
+
+test: deps node-deps
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 

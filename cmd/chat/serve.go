@@ -259,6 +259,9 @@ wait:
 			break wait
 		case err := <-loaded:
 			loaded = nil
+			if err != nil && ctx.Err() != nil {
+				break wait // a signal while loading is a shutdown, not a failure
+			}
 			if err != nil {
 				failed = err
 				break wait
@@ -442,11 +445,18 @@ func (s *server) models(w http.ResponseWriter, r *http.Request) {
 type job struct {
 	id        string
 	req       *openai.Request
-	prior     []llava.Message // every message before the last
-	last      llava.Message   // the user message to answer
+	msgs      []llava.Message // the last is the user message to answer
+	images    []pendingImage  // decoded into msgs once the job has a session
 	prune     llava.Options
 	gen       llava.GenOptions
 	maxTokens int // as the request gave it (0: not given)
+}
+
+// pendingImage is an image part not decoded yet.
+type pendingImage struct {
+	msg  int // index in job.msgs
+	name string
+	src  *openai.Image
 }
 
 func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -463,7 +473,12 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.inflight.Done()
 	ctx := r.Context()
+	// A body trickling in must not hold the connection for ever; the
+	// deadline is lifted once it is read (a stream may then take long).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.maxBody))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -479,7 +494,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, apiErr)
 		return
 	}
-	j, apiErr := s.prepare(ctx, req)
+	j, apiErr := s.prepare(req)
 	if apiErr != nil {
 		s.reject(w, apiErr)
 		return
@@ -497,8 +512,23 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.slots.release(sess)
+	// Images are decoded once the request has a session, so at most
+	// --parallel requests hold decoded pixels (up to imageprep's decode
+	// budget per image) at a time.
+	for _, pi := range j.images {
+		img, apiErr := s.image(ctx, pi.src)
+		if apiErr != nil {
+			s.reject(w, apiErr)
+			return
+		}
+		img.Name = pi.name
+		j.msgs[pi.msg].Images = append(j.msgs[pi.msg].Images, img)
+	}
 	s.run(ctx, w, sess, j)
 }
+
+// bodyTimeout bounds reading a request body (20 MiB at 1 Mbit/s fits).
+const bodyTimeout = 5 * time.Minute
 
 func errShuttingDown() *openai.Error {
 	return openai.Errorf(http.StatusServiceUnavailable, openai.TypeUnavailable, "", "shutting_down", "the server is shutting down")
@@ -523,8 +553,8 @@ func newID() string {
 }
 
 // prepare applies the request's options over the server's defaults and
-// decodes its images, before it takes a session.
-func (s *server) prepare(ctx context.Context, req *openai.Request) (*job, *openai.Error) {
+// lays out its messages, before it takes a session.
+func (s *server) prepare(req *openai.Request) (*job, *openai.Error) {
 	j := &job{id: newID(), req: req, prune: s.cfg.prune, gen: s.cfg.gen, maxTokens: req.MaxTokens}
 	if req.MaxTokens > 0 {
 		if req.MaxTokens > s.nCtx {
@@ -590,18 +620,13 @@ func (s *server) prepare(ctx context.Context, req *openai.Request) (*job, *opena
 				text = append(text, part.Text)
 				continue
 			}
-			img, apiErr := s.image(ctx, part.Image)
-			if apiErr != nil {
-				return nil, apiErr
-			}
-			img.Name = fmt.Sprintf("messages[%d].content[%d]", i, k)
-			msgs[i].Images = append(msgs[i].Images, img)
+			j.images = append(j.images, pendingImage{msg: i, name: fmt.Sprintf("messages[%d].content[%d]", i, k), src: part.Image})
 			text = append(text, llava.ImageMarker)
 		}
 		msgs[i].Role = m.Role
 		msgs[i].Text = strings.Join(text, "\n")
 	}
-	j.prior, j.last = msgs[:len(msgs)-1], msgs[len(msgs)-1]
+	j.msgs = msgs
 	return j, nil
 }
 
@@ -663,9 +688,10 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 	sess.Reset()
 	start := time.Now()
 	var prior *llava.Stats
-	if len(j.prior) > 0 {
+	earlier, ask := j.msgs[:len(j.msgs)-1], j.msgs[len(j.msgs)-1]
+	if len(earlier) > 0 {
 		var err error
-		if prior, err = sess.Append(ctx, j.prior, j.prune); err != nil {
+		if prior, err = sess.Append(ctx, earlier, j.prune); err != nil {
 			s.fail(ctx, w, j, err)
 			return
 		}
@@ -689,7 +715,7 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 		}
 		return nil
 	}
-	turn := llava.Turn{Text: j.last.Text, Images: j.last.Images, Prune: j.prune, Gen: j.gen,
+	turn := llava.Turn{Text: ask.Text, Images: ask.Images, Prune: j.prune, Gen: j.gen,
 		OnToken: func(piece string) error {
 			if s.cfg.tokenHook != nil {
 				s.cfg.tokenHook(ctx)

@@ -21,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -796,4 +798,82 @@ func TestServeUsageErrors(t *testing.T) {
 	assert.Contains(t, r.stderr, "-parallel int")
 	assert.Contains(t, r.stderr, "-keep int")
 	assert.NotContains(t, r.stderr, "-save-mask", "chat-only flags are not listed")
+}
+
+// openaiClientDir installs the openai npm package (pinned by
+// testdata/openai-client/package-lock.json) into a cache folder once, with
+// the client script beside it.
+func openaiClientDir(t *testing.T) string {
+	t.Helper()
+	_, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode != nil || errNpm != nil {
+		t.Skip("node or npm not found: the openai npm client test needs Node.js (make test installs Debian's nodejs and npm)")
+	}
+	src := filepath.Join("testdata", "openai-client")
+	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
+	require.NoError(t, err)
+	cache, err := os.UserCacheDir()
+	require.NoError(t, err)
+	dir := filepath.Join(cache, "hiprune-go", fmt.Sprintf("openai-client-%08x", crc32.ChecksumIEEE(lock)))
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for _, f := range []string{"package.json", "package-lock.json", "client.mjs"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "npm ci of the openai package (from the npm registry) in %s:\n%s", dir, out)
+	}
+	return dir
+}
+
+// A client nobody here wrote: the openai npm package streams a multimodal
+// answer with usage, gets it whole, reads a 400's error object and lists
+// the models.
+func TestServeOpenAINodeClient(t *testing.T) {
+	dir := openaiClientDir(t)
+	cfg, _ := serveConfig(t, "--alias", "tiny")
+	url := startServer(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "client.mjs", url+"/v1", dataURI("image/png", imagePNG(t, 6)))
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "node client.mjs:\n%s", stderr.String())
+	var out struct {
+		StreamContent string       `json:"stream_content"`
+		StreamFinish  string       `json:"stream_finish"`
+		StreamChunks  int          `json:"stream_chunks"`
+		StreamUsage   openai.Usage `json:"stream_usage"`
+		Content       string       `json:"content"`
+		Usage         openai.Usage `json:"usage"`
+		Error         struct {
+			Status int    `json:"status"`
+			Param  string `json:"param"`
+			Code   string `json:"code"`
+			Type   string `json:"type"`
+		} `json:"error"`
+		Models []string `json:"models"`
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &out), "client output: %s", stdout.String())
+	assert.NotEmpty(t, out.StreamContent)
+	assert.Equal(t, out.Content, out.StreamContent, "greedy answers streamed and whole differ")
+	assert.Contains(t, []string{"stop", "length"}, out.StreamFinish)
+	assert.GreaterOrEqual(t, out.StreamChunks, 3)
+	assert.Equal(t, 576, out.StreamUsage.ImageTokensBefore)
+	assert.Equal(t, 20, out.StreamUsage.ImageTokensAfter, "the hiprune field reached the server")
+	assert.Equal(t, out.Usage, out.StreamUsage)
+	assert.Equal(t, out.Usage.PromptTokens+out.Usage.CompletionTokens, out.Usage.TotalTokens)
+	assert.Equal(t, 400, out.Error.Status)
+	assert.Equal(t, "messages[0].role", out.Error.Param)
+	assert.Equal(t, "invalid_role", out.Error.Code)
+	assert.Equal(t, "invalid_request_error", out.Error.Type)
+	assert.Equal(t, []string{"tiny"}, out.Models)
 }
