@@ -14,10 +14,21 @@ import (
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
+// open1 opens the tiny pair on one thread: on a busy machine ggml's
+// spinning threads slow a second one down more than it helps.
+func open1(t *testing.T) *llava.Pipeline {
+	t.Helper()
+	lm, mm := fixture.Pair(t, "tiny")
+	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 1})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
 // A resent conversation is evaluated as the LLaVA-1.5 format writes it,
 // the earlier answer taken as given, then the last question is asked.
 func TestAppendLLaVAFormat(t *testing.T) {
-	p := open(t, bridge.LayoutCLSFirst)
+	p := open1(t)
 	s := session(t, p)
 	ctx := context.Background()
 	eos := p.Model().TokenText(p.Model().EOS())
@@ -71,7 +82,7 @@ func TestAppendChatTemplate(t *testing.T) {
 }
 
 func TestAppendErrors(t *testing.T) {
-	p := open(t, bridge.LayoutCLSFirst)
+	p := open1(t)
 	ctx := context.Background()
 	s, err := p.NewSession(llava.SessionConfig{NCtx: 256, Template: "llava"})
 	require.NoError(t, err)
