@@ -206,11 +206,16 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 	// ran its own encoder warm-up when it loaded).
 	b.log.Info("end to end: warming up")
 	t1 := time.Now()
-	w, err := b.runOurs(ctx, llava.Options{Method: llava.MethodHiPrune, Keep: 16})
+	warm := llava.Options{Method: llava.MethodHiPrune, Keep: 16}
+	if b.o.next {
+		// A LLaVA-NeXT image keeps a newline per row: 16 is too few.
+		warm = llava.Options{Method: llava.MethodHiPrune, KeepRatio: 160.0 / nextTokens}
+	}
+	w, err := b.runOurs(ctx, warm)
 	if err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	b.log.Info("warm-up", "config", "hiprune-16", "encode_ms", fmt.Sprintf("%.0f", ms(w.Encode)),
+	b.log.Info("warm-up", "image_tokens", w.ImageTokens, "encode_ms", fmt.Sprintf("%.0f", ms(w.Encode)),
 		"prefill_ms", fmt.Sprintf("%.0f", ms(w.Prefill)), "ttft_ms", fmt.Sprintf("%.0f", ms(w.TTFT)), "wall_s", secs(time.Since(t1)))
 	b.textTokens = w.TextTokens
 	if err := b.checkPrompt(); err != nil {
