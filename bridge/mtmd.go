@@ -10,6 +10,8 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -19,6 +21,9 @@ import (
 // Mtmd is llama.cpp's own multimodal path (tools/mtmd): the baseline a
 // llama.cpp user has today, used by tests and benchmarks for comparison.
 type Mtmd struct {
+	// mu holds an image chunk's encode and decode together: mtmd keeps the
+	// last encode's output in one buffer per context.
+	mu    sync.Mutex
 	c     *C.mtmd_context
 	model *Model
 }
@@ -32,6 +37,9 @@ func OpenMtmd(mmproj string, m *Model, threads int, useGPU bool) (*Mtmd, error) 
 	if err := checkGGUF(mmproj, "mmproj"); err != nil {
 		return nil, err
 	}
+	if err := checkMtmdHeader(mmproj); err != nil {
+		return nil, err
+	}
 	p := C.mtmd_context_params_default()
 	p.use_gpu = C.bool(useGPU)
 	p.print_timings = false
@@ -41,10 +49,11 @@ func OpenMtmd(mmproj string, m *Model, threads int, useGPU bool) (*Mtmd, error) 
 	p.warmup = true
 	cpath := C.CString(mmproj)
 	defer C.free(unsafe.Pointer(cpath))
-	c := C.mtmd_init_from_file(cpath, m.c, p)
+	c, errs := captureLoadErrors(func() *C.mtmd_context { return C.mtmd_init_from_file(cpath, m.c, p) })
 	if c == nil {
-		return nil, fmt.Errorf("mtmd: llama.cpp could not load %s (see log above): %w", mmproj, ErrFormat)
+		return nil, fmt.Errorf("mtmd: llama.cpp could not load %s: %s: %w", mmproj, loadReason(errs), ErrFormat)
 	}
+	logLoadErrors(errs)
 	x := &Mtmd{c: c, model: m}
 	runtime.SetFinalizer(x, func(x *Mtmd) { x.Close() })
 	return x, nil
@@ -117,6 +126,11 @@ func (x *Mtmd) Tokenize(prompt string, images []*imageprep.RGB, addSpecial bool)
 			return nil, fmt.Errorf("mtmd: image %d is %dx%d with %d bytes: %w", i, im.W, im.H, len(im.Pix), ErrArg)
 		}
 		bms[i] = C.mtmd_bitmap_init(C.uint32_t(im.W), C.uint32_t(im.H), (*C.uchar)(unsafe.Pointer(&im.Pix[0])))
+		// The id tells which image a chunk came from (ImageIndex): sliced
+		// families give several chunks per image.
+		id := C.CString(strconv.Itoa(i))
+		C.mtmd_bitmap_set_id(bms[i], id)
+		C.free(unsafe.Pointer(id))
 	}
 	ch := &MtmdChunks{c: C.mtmd_input_chunks_init()}
 	var bp **C.mtmd_bitmap
@@ -151,41 +165,90 @@ func (x *Mtmd) Eval(ctx *Context, ch *MtmdChunks, nPast int, logitsLast bool) (i
 	var t MtmdTimings
 	n := ch.Len()
 	for i := 0; i < n; i++ {
-		chunk := C.mtmd_input_chunks_get(ch.c, C.size_t(i))
-		last := logitsLast && i == n-1
-		// The helpers add to *new_n_past rather than set it.
-		next := C.llama_pos(nPast)
-		k := ch.NTokens(i)
-		if err := ctx.checkRoom(nPast, k); err != nil {
-			return nPast, t, fmt.Errorf("mtmd: %w", err)
+		next, ti, err := x.EvalChunk(ctx, ch, i, nPast, logitsLast && i == n-1)
+		t.Encode += ti.Encode
+		t.Prefill += ti.Prefill
+		t.ImageTokens += ti.ImageTokens
+		t.TextTokens += ti.TextTokens
+		if err != nil {
+			return nPast, t, err
 		}
-		if ch.IsImage(i) {
-			t0 := time.Now()
-			if rc := C.mtmd_encode_chunk(x.c, chunk); rc != 0 {
-				return nPast, t, fmt.Errorf("mtmd: encode failed (code %d): %w", int(rc), ErrBackend)
-			}
-			t1 := time.Now()
-			embd := C.mtmd_get_output_embd(x.c)
-			if rc := C.mtmd_helper_decode_image_chunk(x.c, ctx.c, chunk, embd, C.llama_pos(nPast), 0,
-				C.int32_t(ctx.NBatch()), &next); rc != 0 {
-				return nPast, t, fmt.Errorf("mtmd: image decode failed (code %d): %w", int(rc), ErrBackend)
-			}
-			t.Encode += t1.Sub(t0)
-			t.Prefill += time.Since(t1)
-			t.ImageTokens += k
-		} else {
-			t0 := time.Now()
-			if rc := C.mtmd_helper_eval_chunk_single(x.c, ctx.c, chunk, C.llama_pos(nPast), 0,
-				C.int32_t(ctx.NBatch()), C.bool(last), &next); rc != 0 {
-				return nPast, t, fmt.Errorf("mtmd: text decode failed (code %d): %w", int(rc), ErrBackend)
-			}
-			t.Prefill += time.Since(t0)
-			t.TextTokens += k
-		}
-		nPast = int(next)
+		nPast = next
 	}
 	return nPast, t, nil
 }
+
+// EvalChunk evaluates chunk i of ch into ctx at position nPast, as
+// mtmd_helper_eval_chunk_single does (an image chunk is encoded, then
+// decoded, with non-causal attention for the families that want it), and
+// returns the next free position: NPos(i) after nPast. With logitsLast the
+// chunk's last token computes logits, which only a text chunk can do.
+func (x *Mtmd) EvalChunk(ctx *Context, ch *MtmdChunks, i, nPast int, logitsLast bool) (int, MtmdTimings, error) {
+	var t MtmdTimings
+	if i < 0 || i >= ch.Len() {
+		return nPast, t, fmt.Errorf("mtmd: chunk %d of %d: %w", i, ch.Len(), ErrArg)
+	}
+	chunk := C.mtmd_input_chunks_get(ch.c, C.size_t(i))
+	// The helpers add to *new_n_past rather than set it.
+	next := C.llama_pos(nPast)
+	k := ch.NTokens(i)
+	if err := ctx.checkRoom(nPast, k); err != nil {
+		return nPast, t, fmt.Errorf("mtmd: %w", err)
+	}
+	if !ch.IsImage(i) {
+		t0 := time.Now()
+		if rc := C.mtmd_helper_eval_chunk_single(x.c, ctx.c, chunk, C.llama_pos(nPast), 0,
+			C.int32_t(ctx.NBatch()), C.bool(logitsLast), &next); rc != 0 {
+			return nPast, t, fmt.Errorf("mtmd: text decode failed (code %d): %w", int(rc), ErrBackend)
+		}
+		t.Prefill = time.Since(t0)
+		t.TextTokens = k
+		return int(next), t, nil
+	}
+	if logitsLast {
+		return nPast, t, fmt.Errorf("mtmd: chunk %d is an image, which computes no logits: %w", i, ErrArg)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t0 := time.Now()
+	if rc := C.mtmd_encode_chunk(x.c, chunk); rc != 0 {
+		return nPast, t, fmt.Errorf("mtmd: encode failed (code %d): %w", int(rc), ErrBackend)
+	}
+	t1 := time.Now()
+	embd := C.mtmd_get_output_embd(x.c)
+	if rc := C.mtmd_helper_decode_image_chunk(x.c, ctx.c, chunk, embd, C.llama_pos(nPast), 0,
+		C.int32_t(ctx.NBatch()), &next); rc != 0 {
+		return nPast, t, fmt.Errorf("mtmd: image decode failed (code %d): %w", int(rc), ErrBackend)
+	}
+	t.Encode = t1.Sub(t0)
+	t.Prefill = time.Since(t1)
+	t.ImageTokens = k
+	return int(next), t, nil
+}
+
+// NPos is the number of positions chunk i takes: its tokens, except for an
+// M-RoPE image (Qwen2-VL), which takes max(width, height) of its grid.
+func (ch *MtmdChunks) NPos(i int) int {
+	return int(C.mtmd_input_chunk_get_n_pos(C.mtmd_input_chunks_get(ch.c, C.size_t(i))))
+}
+
+// ImageIndex is the index, in Tokenize's images, of the image chunk i came
+// from (several chunks for the families that slice an image); -1 for text.
+func (ch *MtmdChunks) ImageIndex(i int) int {
+	id := C.mtmd_input_chunk_get_id(C.mtmd_input_chunks_get(ch.c, C.size_t(i)))
+	if id == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(C.GoString(id))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// SupportsVision reports whether the mmproj has a vision encoder (an
+// audio-only one loads too).
+func (x *Mtmd) SupportsVision() bool { return bool(C.mtmd_support_vision(x.c)) }
 
 // EncodeImage runs only mtmd's image encoder on one image and returns its
 // embeddings (n tokens of the LM's width).
@@ -199,6 +262,8 @@ func (x *Mtmd) EncodeImage(im *imageprep.RGB) ([]float32, int, error) {
 		if !ch.IsImage(i) {
 			continue
 		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
 		if rc := C.mtmd_encode_chunk(x.c, C.mtmd_input_chunks_get(ch.c, C.size_t(i))); rc != 0 {
 			return nil, 0, fmt.Errorf("mtmd: encode failed (code %d): %w", int(rc), ErrBackend)
 		}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,8 @@ type Pipeline struct {
 	cfg    Config
 	model  *bridge.Model
 	enc    *bridge.Encoder
+	mtmd   *bridge.Mtmd // set instead of enc for projectors the encoder does not run (mtmd.go)
+	proj   bridge.ProjectorInfo
 	params imageprep.Params
 	log    *slog.Logger
 	// newline is model.image_newline (LLaVA-NeXT), nil otherwise.
@@ -121,6 +124,26 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p.model = m
 	log.Info("loaded language model", "path", cfg.Model, "desc", m.Desc(), "n_embd", m.NEmbd(), "ms", time.Since(t0).Milliseconds())
 	if cfg.MMProj != "" {
+		pi, err := bridge.ReadProjector(cfg.MMProj)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		p.proj = pi
+		if pi.Vision && !pi.Known() {
+			m.Close()
+			return nil, fmt.Errorf("mmproj %s: projector type %q is not one llama.cpp knows (%s can be pruned; llama.cpp's other vision projectors run unpruned): %w",
+				cfg.MMProj, pi.Type, strings.Join(PrunableProjectors(), ", "), bridge.ErrUnsup)
+		}
+		// A vision family llama.cpp knows and our encoder does not: run it
+		// through mtmd, unpruned. Anything else gets the encoder's errors.
+		if pi.Vision && !pi.Encoder() {
+			if err := p.openMtmd(); err != nil {
+				m.Close()
+				return nil, err
+			}
+			return p, nil
+		}
 		t1 := time.Now()
 		enc, err := bridge.OpenEncoder(cfg.MMProj, bridge.EncoderParams{
 			ObjectLayer: cfg.ObjectLayer, Layout: cfg.Layout, UseGPU: cfg.EncoderGPU, Threads: cfg.Threads,
@@ -150,6 +173,9 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 func (p *Pipeline) Close() {
 	if p.enc != nil {
 		p.enc.Close()
+	}
+	if p.mtmd != nil {
+		p.mtmd.Close()
 	}
 	if p.model != nil {
 		p.model.Close()
@@ -252,6 +278,10 @@ func (e *Encoded) Release() {
 // Encode preprocesses and encodes one image, probing objectLayer (1-based;
 // 0 = the pipeline's default) for HiPrune's object scores.
 func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*Encoded, error) {
+	if p.mtmd != nil {
+		return nil, fmt.Errorf("%w: %w: image %s: projector type %s runs through llama.cpp's mtmd, which gives no attention scores",
+			ErrOptions, ErrNoPruning, img.Name, p.Projector())
+	}
 	if p.enc == nil {
 		return nil, fmt.Errorf("image %s: %w (give --mmproj)", img.Name, ErrNoVision)
 	}

@@ -42,6 +42,7 @@ type Session struct {
 	// be cut to what is new, whatever ended the previous answer.
 	rendered string
 	lastEOG  bool
+	gap      int // KV cells beyond positions (M-RoPE images through mtmd)
 }
 
 // NewSession creates a conversation over the pipeline's model.
@@ -91,6 +92,7 @@ func (s *Session) Reset() {
 	s.history = nil
 	s.rendered = ""
 	s.lastEOG = false
+	s.gap = 0
 }
 
 // Positions is the number of positions the conversation occupies.
@@ -192,7 +194,7 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	if err := t.Gen.Validate(); err != nil {
 		return nil, err
 	}
-	if len(t.Images) > 0 && s.p.enc == nil {
+	if len(t.Images) > 0 && s.p.enc == nil && s.p.mtmd == nil {
 		return nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
 	}
 	if len(t.Images) > 0 && len(t.Prepared) > 0 {
@@ -209,6 +211,9 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	}
 	st := &Stats{start: start, Prompt: promptText}
 	undo := func() { s.history = s.history[:h] }
+	if s.p.mtmd != nil {
+		return s.prefillMtmd(ctx, t, promptText, rendered, st, undo)
+	}
 	// Encode and prune every image first, so the LM sees one prefill.
 	// Images prepared here are released after the turn; prepared ones given
 	// in the turn stay the caller's.
@@ -311,7 +316,7 @@ func (s *Session) Generate(ctx context.Context, t Turn, st *Stats) (string, erro
 	if s.lastEOG {
 		s.rendered += st.eogText
 	}
-	st.KVCells = s.lctx.KVCells()
+	st.KVCells = s.cells()
 	return answer, err
 }
 

@@ -121,6 +121,7 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `chat: ask a LLaVA-style model about images, with HiPrune visual-token pruning.
+Other vision models llama.cpp runs (Gemma 3, Qwen2-VL, SmolVLM, ...) answer unpruned, through llama.cpp's mtmd.
 
 Usage:
   chat -m MODEL.gguf --mmproj MMPROJ.gguf --image IMG [--image IMG2] -p "question" [--keep 64]
@@ -266,6 +267,15 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	if o.saveMask != "" && filepath.Ext(o.saveMask) == "" {
 		return usagef("--save-mask %q: give a .png file name", o.saveMask)
 	}
+	if o.mmproj != "" && o.anyPruningFlag() {
+		// From the header alone, so a flag that cannot apply fails before
+		// any model loads; a file that cannot be read fails in Open below.
+		if pr, err := llava.ReadProjector(o.mmproj); err == nil {
+			if err := o.checkUnprunable(pr); err != nil {
+				return err
+			}
+		}
+	}
 	c := &chatter{o: o, po: po, gen: gen, stdout: stdout, stderr: stderr, inputs: []string{o.model, o.mmproj}}
 	c.inputs = append(c.inputs, o.images...)
 	// Every output is checked before any model work: the mask is written
@@ -287,6 +297,15 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 		return err
 	}
 	defer p.Close()
+	if pr := p.Projector(); pr.Type != "" && !pr.Pruning {
+		if err := o.checkUnprunable(pr); err != nil {
+			return err
+		}
+		c.po = llava.Options{Method: llava.MethodNone}
+		if !o.set["prune"] { // --prune none asked for exactly this
+			fmt.Fprintf(stderr, "chat: projector type %s: pruning is not available for this family yet; images run unpruned through llama.cpp's mtmd\n", pr)
+		}
+	}
 	// Decode every image up front: a bad file fails before any output.
 	imgs := make([]*llava.Image, 0, len(o.images))
 	for _, path := range o.images {
@@ -501,6 +520,8 @@ func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llav
 			c.inputs = append(c.inputs, path)
 			pending = append(pending, img)
 			fmt.Fprintf(c.stderr, "chat: %s attached to the next message\n", path)
+		case strings.HasPrefix(line, "/keep") && !c.p.Projector().Pruning && c.p.Projector().Type != "":
+			fmt.Fprintf(c.stderr, "chat: /keep: pruning is not available for projector type %s; images run unpruned\n", c.p.Projector())
 		case strings.HasPrefix(line, "/keep"):
 			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "/keep")))
 			if err != nil || n < 1 {

@@ -119,6 +119,9 @@ func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 // tensors lists the mmproj tensors in file order (the LLaVA converter's order:
 // projector first, then the CLIP state dict).
 func (c ClipSpec) tensors() []tensorDef {
+	if c.projector() == ProjectorGemma3 {
+		return c.gemma3Tensors()
+	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
 	bias := func(name string, n int64) tensorDef {
@@ -180,13 +183,23 @@ func NewMMProjWriterWeights(c ClipSpec, ws Weights) (*gguf.Writer, error) {
 	w := gguf.NewWriter()
 	w.AddString("general.architecture", "clip")
 	w.AddString("general.name", fmt.Sprintf("hiprune testmodel clip %dx%d %v seed %d", c.NLayer, c.NEmbd, c.Type, c.Seed))
-	w.AddString("general.description", "image encoder for LLaVA")
+	llava := c.projector() == ProjectorMLP
+	if llava {
+		w.AddString("general.description", "image encoder for LLaVA")
+	} else {
+		w.AddString("general.description", "image encoder for "+c.projector())
+	}
 	w.AddUint32("general.file_type", lmFileType[c.Type])
 	w.SetAlignment(gguf.DefaultAlignment)
 	w.AddBool("clip.has_text_encoder", false)
 	w.AddBool("clip.has_vision_encoder", true)
-	w.AddBool("clip.has_llava_projector", true)
-	w.AddString("clip.projector_type", projectorType)
+	if llava {
+		w.AddBool("clip.has_llava_projector", true)
+	}
+	w.AddString("clip.projector_type", c.projector())
+	if c.MergeFactor > 0 {
+		w.AddUint32(v+"projector.scale_factor", uint32(c.MergeFactor))
+	}
 	w.AddBool("clip.use_gelu", c.UseGELU)
 	w.AddUint32(v+"image_size", uint32(c.ImageSize))
 	w.AddUint32(v+"patch_size", uint32(c.PatchSize))

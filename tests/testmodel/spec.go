@@ -1,7 +1,8 @@
 // Package testmodel generates deterministic LLaVA-1.5-format GGUF pairs (a
 // "llama" language model and a "clip" mmproj with an "mlp" projector) with
 // random weights, using the keys and tensor names llama.cpp's loaders read,
-// so tests and benchmarks never need to download a model.
+// so tests and benchmarks never need to download a model. It also writes a
+// Gemma 3 mmproj (gemma3.go), a family that runs through llama.cpp's mtmd.
 package testmodel
 
 import (
@@ -22,12 +23,11 @@ const (
 
 // Fixed Llama-2 hyper-parameters written into every LM.
 const (
-	LMRMSEps      = 1e-5
-	LMRopeFreq    = 10000
-	DefaultNCtx   = 4096
-	DefaultLNEps  = 1e-5
-	DefaultSeed   = 0x5eed
-	projectorType = "mlp"
+	LMRMSEps     = 1e-5
+	LMRopeFreq   = 10000
+	DefaultNCtx  = 4096
+	DefaultLNEps = 1e-5
+	DefaultSeed  = 0x5eed
 )
 
 // OpenAI CLIP image normalisation (what LLaVA-1.5 mmproj files store).
@@ -102,6 +102,36 @@ type ClipSpec struct {
 	// UseGELU writes clip.use_gelu. LLaVA-1.5 files hold false (CLIP-L's
 	// hidden_act is quick_gelu), so clip.cpp uses GELU_QUICK in the encoder.
 	UseGELU bool
+	// Projector is clip.projector_type: "" or ProjectorMLP is LLaVA-1.5's
+	// CLIP ViT + MLP; ProjectorGemma3 is Gemma 3's (gemma3.go), a family
+	// hiprune-go's encoder does not run, so chat takes llama.cpp's mtmd path.
+	Projector string `json:",omitempty"`
+	// MergeFactor is Gemma 3's pooling kernel over the patch grid
+	// (clip.vision.projector.scale_factor; 0 writes no key: clip.cpp's 4).
+	MergeFactor int `json:",omitempty"`
+}
+
+// Projector types the generator writes.
+const (
+	ProjectorMLP    = "mlp"
+	ProjectorGemma3 = "gemma3"
+)
+
+func (c ClipSpec) projector() string {
+	if c.Projector == "" {
+		return ProjectorMLP
+	}
+	return c.Projector
+}
+
+// NImageTokens is the number of embeddings the projector gives the LM per
+// image: every patch for LLaVA's MLP, the pooled grid for Gemma 3.
+func (c ClipSpec) NImageTokens() int {
+	if c.projector() == ProjectorGemma3 {
+		n := c.ImageSize / max(c.PatchSize, 1) / c.mergeFactor()
+		return n * n
+	}
+	return c.NPatches()
 }
 
 // NPatches is the number of patch tokens ((ImageSize/PatchSize)^2).
@@ -180,6 +210,12 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
 		return fieldErr(k, "Type", c.Type, "must be F32 or F16")
+	case c.projector() != ProjectorMLP && c.projector() != ProjectorGemma3:
+		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q or %q", ProjectorMLP, ProjectorGemma3))
+	case c.MergeFactor < 0 || (c.MergeFactor > 0 && c.projector() != ProjectorGemma3):
+		return fieldErr(k, "MergeFactor", c.MergeFactor, "must be 0, or >= 1 for a gemma3 projector")
+	case c.projector() == ProjectorGemma3 && (c.ImageSize/c.PatchSize)%c.mergeFactor() != 0:
+		return fieldErr(k, "MergeFactor", c.MergeFactor, fmt.Sprintf("must divide the %d-patch grid side", c.ImageSize/c.PatchSize))
 	case !(c.LayerNormEps > 0) || math.IsInf(float64(c.LayerNormEps), 0):
 		return fieldErr(k, "LayerNormEps", c.LayerNormEps, "must be a finite value > 0")
 	}
@@ -212,6 +248,9 @@ func (s LMSpec) ParamCount() int64 {
 
 // ParamCount is the number of parameters (elements of all tensors).
 func (c ClipSpec) ParamCount() int64 {
+	if c.projector() == ProjectorGemma3 {
+		return c.gemma3ParamCount()
+	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
 	n := e + ps*ps*3*e + e*int64(c.NPatches()+1) + 2*e // class, patch, position, pre_ln

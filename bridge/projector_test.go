@@ -1,0 +1,134 @@
+package bridge_test
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/fixture"
+)
+
+func TestReadProjector(t *testing.T) {
+	_, llava := fixture.Pair(t, "tiny")
+	pi, err := bridge.ReadProjector(llava)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.ProjectorInfo{Type: "mlp", Family: "LLaVA-1.5 / NeXT", Vision: true}, pi)
+	assert.True(t, pi.Encoder())
+
+	_, gemma := fixture.Gemma3(t)
+	pi, err = bridge.ReadProjector(gemma)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.ProjectorInfo{Type: "gemma3", Family: "Gemma 3", Vision: true}, pi)
+	assert.False(t, pi.Encoder())
+	assert.True(t, pi.Known())
+
+	dir := t.TempDir()
+	noKey := fixture.Mutate(t, llava, dir, "nokey.gguf", fixture.Edit{Delete: []string{"clip.projector_type"}})
+	pi, err = bridge.ReadProjector(noKey)
+	require.NoError(t, err)
+	assert.Equal(t, "mlp", pi.Type, "clip.cpp's default for old LLaVA files")
+	vision := fixture.Mutate(t, noKey, dir, "vision.gguf", fixture.Edit{Set: map[string]any{"clip.vision.projector_type": "idefics3"}})
+	pi, err = bridge.ReadProjector(vision)
+	require.NoError(t, err)
+	assert.Equal(t, "idefics3", pi.Type, "clip.vision.projector_type of mixed-modality files")
+
+	_, err = bridge.ReadProjector(filepath.Join(dir, "missing.gguf"))
+	assert.ErrorIs(t, err, bridge.ErrIO)
+}
+
+// Every projector type the pinned llama.cpp names has a family, and no
+// other: the table follows clip-impl.h.
+func TestProjectorFamiliesFollowClip(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	src, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "third_party", "include", "mtmd", "clip-impl.h"))
+	require.NoError(t, err)
+	block := regexp.MustCompile(`(?s)PROJECTOR_TYPE_NAMES = \{(.*?)\};`).FindSubmatch(src)
+	require.NotNil(t, block, "PROJECTOR_TYPE_NAMES not found in clip-impl.h")
+	names := regexp.MustCompile(`\{\s*PROJECTOR_TYPE_\w+,\s*"([^"]+)"\s*\}`).FindAllSubmatch(block[1], -1)
+	require.NotEmpty(t, names)
+	for _, m := range names {
+		assert.NotEmpty(t, bridge.ProjectorFamily(string(m[1])), "projector type %q has no family", m[1])
+	}
+	assert.Empty(t, bridge.ProjectorFamily("no-such-type"))
+	for _, typ := range bridge.EncoderProjectors() {
+		assert.NotEmpty(t, bridge.ProjectorFamily(typ), typ)
+	}
+}
+
+// The encoder refuses the other families, listing the ones it runs; mtmd
+// loads the generated Gemma 3 mmproj and runs it.
+func TestGemma3ThroughMtmd(t *testing.T) {
+	lm, mm := fixture.Gemma3(t)
+	_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
+	assert.ErrorIs(t, err, bridge.ErrUnsup)
+	assert.ErrorContains(t, err, `projector type "gemma3" is not supported (supported: `+strings.Join(bridge.EncoderProjectors(), ", ")+")")
+
+	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
+	require.NoError(t, err)
+	defer m.Close()
+	x, err := bridge.OpenMtmd(mm, m, 2, false)
+	require.NoError(t, err)
+	defer x.Close()
+	assert.True(t, x.SupportsVision())
+	ctx, err := bridge.NewContext(m, bridge.ContextParams{NCtx: 512, Threads: 2})
+	require.NoError(t, err)
+	defer ctx.Close()
+
+	a, b := fixture.Image(t, 60, 40, 1), fixture.Image(t, 30, 50, 2)
+	mk := bridge.MtmdMarker()
+	ch, err := x.Tokenize("USER: "+mk+" and "+mk+"\nWhat is it? ASSISTANT:", []*imageprep.RGB{a, b}, true)
+	require.NoError(t, err)
+	defer ch.Free()
+	var images, chunks []int
+	for i := 0; i < ch.Len(); i++ {
+		if ch.IsImage(i) {
+			images, chunks = append(images, ch.ImageIndex(i)), append(chunks, i)
+			assert.Equal(t, 16, ch.NTokens(i), "8x8 patches pooled 2x2")
+			assert.Equal(t, 16, ch.NPos(i))
+		} else {
+			assert.Equal(t, -1, ch.ImageIndex(i))
+			assert.Equal(t, ch.NTokens(i), ch.NPos(i))
+		}
+	}
+	assert.Equal(t, []int{0, 1}, images)
+
+	// An image cannot give the first answer token's logits.
+	_, _, err = x.EvalChunk(ctx, ch, chunks[0], 0, true)
+	assert.ErrorIs(t, err, bridge.ErrArg)
+
+	n, tm, err := x.Eval(ctx, ch, 0, true)
+	require.NoError(t, err)
+	assert.Equal(t, 32, tm.ImageTokens)
+	assert.Equal(t, tm.ImageTokens+tm.TextTokens, n)
+	assert.Equal(t, n, ctx.KVCells())
+	for _, v := range ctx.Logits() {
+		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "logit %v", v)
+	}
+}
+
+// A file clip.cpp would abort on (image_mean missing) is refused first.
+func TestOpenMtmdChecksHeader(t *testing.T) {
+	lm, mm := fixture.Gemma3(t)
+	bad := fixture.Mutate(t, mm, t.TempDir(), "nomean.gguf", fixture.Edit{Delete: []string{"clip.vision.image_mean"}})
+	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
+	require.NoError(t, err)
+	defer m.Close()
+	_, err = bridge.OpenMtmd(bad, m, 2, false)
+	assert.ErrorIs(t, err, bridge.ErrFormat)
+	assert.ErrorContains(t, err, "clip.vision.image_mean")
+
+	// llama.cpp's own reason comes back in the error (not only in the log).
+	wrong := fixture.Mutate(t, mm, t.TempDir(), "notensor.gguf", fixture.Edit{Drop: []string{"mm.soft_emb_norm.weight"}})
+	_, err = bridge.OpenMtmd(wrong, m, 2, false)
+	assert.ErrorIs(t, err, bridge.ErrFormat)
+	assert.ErrorContains(t, err, "mm.soft_emb_norm.weight")
+}
