@@ -260,7 +260,7 @@ func TestInteractiveContextFullKeepsReading(t *testing.T) {
 	e := setup(t)
 	long := strings.Repeat("describe every detail ", 200)
 	stdin := long + "\nHello\n"
-	r := runChat(t, stdin, "-m", e.lm, "-c", "256", "-n", "3", "--temp", "0", "--timings")
+	r := runChat(t, stdin, "-m", e.lm, "-c", "256", "-n", "3", "--temp", "0", "--timings", "-t", "1")
 	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
 	assert.Equal(t, 1, strings.Count(r.stderr, "context is full"), "said once; stderr:\n%s", r.stderr)
 	assert.Equal(t, 1, strings.Count(r.stderr, "/reset"), "suggests /reset once; stderr:\n%s", r.stderr)
@@ -268,9 +268,10 @@ func TestInteractiveContextFullKeepsReading(t *testing.T) {
 	assertAnswerOnly(t, r.stdout)
 
 	// Generation that fills the context stops with a note, and /reset frees it.
-	// A message of about 200 tokens, so that filling the rest is quick.
-	msg := strings.Repeat("describe every detail ", 50)
-	r = runChat(t, msg+"\n/reset\n"+msg+"\n", "-m", e.lm, "-c", "256", "-n", "-1", "--temp", "0", "--timings")
+	// A message of about 200 tokens, so that filling the rest is quick;
+	// one thread, so that a loaded machine does not stall spinning workers.
+	msg := strings.Repeat("describe every detail ", 60)
+	r = runChat(t, msg+"\n/reset\n"+msg+"\n", "-m", e.lm, "-c", "256", "-n", "-1", "--temp", "0", "--timings", "-t", "1")
 	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
 	tm := parseTimings(t, r.stderr)
 	require.Len(t, tm, 2, "stderr:\n%s", r.stderr)
