@@ -420,11 +420,7 @@ func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) err
 func (c *chatter) writeMasks(imgs []*llava.Image, st *llava.Stats) error {
 	paths := c.maskPaths(len(st.Images))
 	for i, is := range st.Images {
-		path := paths[i]
-		// Checked before the turn; checked again in case the file changed.
-		if err := fsutil.CheckOutput(path, c.inputs...); err != nil {
-			return fmt.Errorf("--save-mask: %w", err)
-		}
+		path := paths[i] // checked before the turn (checkMasks)
 		c.masks++
 		f, err := os.Create(path)
 		if err != nil {

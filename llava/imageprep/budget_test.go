@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
 // smooth is a w x h test picture of the given colour model: gradients with
@@ -92,48 +94,13 @@ func interlacedPNG(t testing.TB, m *image.NRGBA) []byte {
 	return out.Bytes()
 }
 
-// losslessWebP is tinyWebP at any size: pixel (x, y) is white or black
-// after a checker of 3-pixel cells, alpha opaque.
+// losslessWebP is a w x h lossless WebP: white or black after a checker
+// of 3-pixel cells, alpha opaque.
 func losslessWebP(w, h int) []byte {
-	var bw bitWriter
-	bw.put(uint32(w-1), 14)
-	bw.put(uint32(h-1), 14)
-	bw.put(1, 1)
-	bw.put(0, 3)
-	bw.put(0, 1)
-	bw.put(0, 1)
-	bw.put(0, 1)
-	for i := 0; i < 4; i++ {
-		bw.put(1, 1)
-		bw.put(1, 1)
-		bw.put(0, 1)
-		bw.put(0, 1)
-		bw.put(255, 8)
-	}
-	bw.put(1, 1)
-	bw.put(0, 1)
-	bw.put(0, 1)
-	bw.put(0, 1)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			v := uint32((x/3 + y/3) & 1)
-			bw.put(v, 1)
-			bw.put(v, 1)
-			bw.put(v, 1)
-			bw.put(1, 1)
-		}
-	}
-	payload := append([]byte{0x2f}, bw.buf...)
-	if len(payload)%2 == 1 {
-		payload = append(payload, 0)
-	}
-	var out bytes.Buffer
-	out.WriteString("RIFF")
-	binary.Write(&out, binary.LittleEndian, uint32(4+8+len(payload)))
-	out.WriteString("WEBPVP8L")
-	binary.Write(&out, binary.LittleEndian, uint32(len(payload)))
-	out.Write(payload)
-	return out.Bytes()
+	return testmodel.EncodeWebPLossless(w, h, func(x, y int) (r, g, b, a bool) {
+		v := (x/3+y/3)&1 == 1
+		return v, v, v, true
+	})
 }
 
 // allocated is what f allocates on the heap, in bytes: an upper bound of

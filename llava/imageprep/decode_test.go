@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
 func encodePNG(t testing.TB, m image.Image) []byte {
@@ -236,68 +238,12 @@ func TestDecodeGIFFirstFrameAndBackground(t *testing.T) {
 	assert.Equal(t, [3]uint8{255, 0, 0}, px(got, 1, 1))
 }
 
-// bitWriter packs bits LSB first, as VP8L wants.
-type bitWriter struct {
-	buf   []byte
-	nbits uint
-}
-
-func (w *bitWriter) put(v uint32, n uint) {
-	for i := uint(0); i < n; i++ {
-		if w.nbits%8 == 0 {
-			w.buf = append(w.buf, 0)
-		}
-		w.buf[len(w.buf)-1] |= byte((v>>i)&1) << (w.nbits % 8)
-		w.nbits++
-	}
-}
-
-// tinyWebP assembles a 2x2 lossless WebP by hand: every channel uses a
-// "simple" prefix code with the two symbols 0 and 255 (code 0 -> first
-// symbol, code 1 -> second), so each pixel is 4 bits: green, red, blue, alpha.
-func tinyWebP(pixels [4][4]uint8) []byte { // pixels[i] = {R, G, B, A}
-	var w bitWriter
-	w.put(2-1, 14)           // width-1
-	w.put(2-1, 14)           // height-1
-	w.put(1, 1)              // alpha used
-	w.put(0, 3)              // version
-	w.put(0, 1)              // no transform
-	w.put(0, 1)              // no colour cache
-	w.put(0, 1)              // no meta prefix codes
-	for i := 0; i < 4; i++ { // green, red, blue, alpha: simple code {0, 255}
-		w.put(1, 1) // simple
-		w.put(1, 1) // two symbols
-		w.put(0, 1) // first symbol uses 1 bit
-		w.put(0, 1) // first symbol: 0
-		w.put(255, 8)
-	}
-	w.put(1, 1) // distance: simple code, one symbol 0
-	w.put(0, 1)
-	w.put(0, 1)
-	w.put(0, 1)
-	bit := func(v uint8) uint32 {
-		if v == 255 {
-			return 1
-		}
-		return 0
-	}
-	for _, p := range pixels {
-		w.put(bit(p[1]), 1)
-		w.put(bit(p[0]), 1)
-		w.put(bit(p[2]), 1)
-		w.put(bit(p[3]), 1)
-	}
-	payload := append([]byte{0x2f}, w.buf...)
-	if len(payload)%2 == 1 {
-		payload = append(payload, 0)
-	}
-	var out bytes.Buffer
-	out.WriteString("RIFF")
-	binary.Write(&out, binary.LittleEndian, uint32(4+8+len(payload)))
-	out.WriteString("WEBPVP8L")
-	binary.Write(&out, binary.LittleEndian, uint32(len(payload)))
-	out.Write(payload)
-	return out.Bytes()
+// tinyWebP is a 2x2 lossless WebP of the given pixels (each channel 0 or 255).
+func tinyWebP(pixels [4][4]uint8) []byte { // pixels[i] = {R, G, B, A}, row-major
+	return testmodel.EncodeWebPLossless(2, 2, func(x, y int) (r, g, b, a bool) {
+		p := pixels[2*y+x]
+		return p[0] == 255, p[1] == 255, p[2] == 255, p[3] == 255
+	})
 }
 
 func TestDecodeWebPLossless(t *testing.T) {

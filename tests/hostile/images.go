@@ -12,6 +12,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
+
+	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
 // Image error classes, as imageprep words them.
@@ -198,58 +200,13 @@ func ImageMutations(base map[string][]byte) []ImageMutation {
 	return ms
 }
 
-// webpLossless assembles a 2x2 lossless WebP by hand (the same construction
-// as llava/imageprep's tests): each channel uses a "simple" prefix code
-// with the two symbols 0 and 255, so each pixel is 4 bits.
+// webpLossless is a 2x2 lossless WebP (green, red, blue and white pixels).
 func webpLossless() []byte {
-	var w bitWriter
-	w.put(2-1, 14) // width-1
-	w.put(2-1, 14) // height-1
-	w.put(1, 1)    // alpha used
-	w.put(0, 3)    // version
-	w.put(0, 1)    // no transform
-	w.put(0, 1)    // no colour cache
-	w.put(0, 1)    // no meta prefix codes
-	for range 4 {  // green, red, blue, alpha: simple code {0, 255}
-		w.put(1, 1)
-		w.put(1, 1)
-		w.put(0, 1)
-		w.put(0, 1)
-		w.put(255, 8)
-	}
-	w.put(1, 1) // distance: simple code, one symbol 0
-	w.put(0, 1)
-	w.put(0, 1)
-	w.put(0, 1)
-	for _, px := range []uint32{0b1001, 0b0101, 0b0010, 0b1111} { // green, red, blue, alpha bits
-		w.put(px, 4)
-	}
-	payload := append([]byte{0x2f}, w.buf...)
-	if len(payload)%2 == 1 {
-		payload = append(payload, 0)
-	}
-	var out bytes.Buffer
-	out.WriteString("RIFF")
-	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(4+8+len(payload))))
-	out.WriteString("WEBPVP8L")
-	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(payload))))
-	out.Write(payload)
-	return out.Bytes()
-}
-
-type bitWriter struct {
-	buf   []byte
-	nbits uint
-}
-
-func (w *bitWriter) put(v uint32, n uint) {
-	for i := uint(0); i < n; i++ {
-		if w.nbits%8 == 0 {
-			w.buf = append(w.buf, 0)
-		}
-		w.buf[len(w.buf)-1] |= byte((v>>i)&1) << (w.nbits % 8)
-		w.nbits++
-	}
+	bits := []uint32{0b1001, 0b0101, 0b0010, 0b1111} // green, red, blue, alpha bits
+	return testmodel.EncodeWebPLossless(2, 2, func(x, y int) (r, g, b, a bool) {
+		v := bits[2*y+x]
+		return v&2 != 0, v&1 != 0, v&4 != 0, v&8 != 0
+	})
 }
 
 // UnsupportedFiles are files of kinds chat does not read as images, each

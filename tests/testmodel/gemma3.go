@@ -40,15 +40,7 @@ func (c ClipSpec) mergeFactor() int {
 func (c ClipSpec) gemma3Tensors() []tensorDef {
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
-	bias := func(name string, n int64) tensorDef {
-		return tensorDef{name: name, typ: F32, ne: []int64{n}, std: 0.02}
-	}
-	lnW := func(name string) tensorDef {
-		return tensorDef{name: name, typ: F32, ne: []int64{e}, mean: 1, std: 0.05}
-	}
-	mat := func(name string, ne0, ne1 int64) tensorDef {
-		return tensorDef{name: name, typ: c.Type, ne: []int64{ne0, ne1}, std: 1 / math.Sqrt(float64(ne0))}
-	}
+	bias, lnW, mat := c.tensorMakers()
 	ts := []tensorDef{
 		{name: "v.patch_embd.weight", typ: F16, ne: []int64{ps, ps, 3, e}, std: 1 / math.Sqrt(float64(3*ps*ps))},
 		bias("v.patch_embd.bias", e),

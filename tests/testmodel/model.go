@@ -116,6 +116,22 @@ func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 	return w, w.Err()
 }
 
+// tensorMakers returns the generators of a vision tower's three kinds of
+// tensors: biases, layer-norm weights (width n_embd) and matrices (std
+// 1/sqrt(fan-in), in the spec's type).
+func (c ClipSpec) tensorMakers() (bias func(string, int64) tensorDef, lnW func(string) tensorDef, mat func(string, int64, int64) tensorDef) {
+	bias = func(name string, n int64) tensorDef {
+		return tensorDef{name: name, typ: F32, ne: []int64{n}, std: 0.02}
+	}
+	lnW = func(name string) tensorDef {
+		return tensorDef{name: name, typ: F32, ne: []int64{int64(c.NEmbd)}, mean: 1, std: 0.05}
+	}
+	mat = func(name string, ne0, ne1 int64) tensorDef {
+		return tensorDef{name: name, typ: c.Type, ne: []int64{ne0, ne1}, std: 1 / math.Sqrt(float64(ne0))}
+	}
+	return bias, lnW, mat
+}
+
 // tensors lists the mmproj tensors in file order (the LLaVA converter's order:
 // projector first, then the CLIP state dict).
 func (c ClipSpec) tensors() []tensorDef {
@@ -124,15 +140,7 @@ func (c ClipSpec) tensors() []tensorDef {
 	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
-	bias := func(name string, n int64) tensorDef {
-		return tensorDef{name: name, typ: F32, ne: []int64{n}, std: 0.02}
-	}
-	lnW := func(name string) tensorDef {
-		return tensorDef{name: name, typ: F32, ne: []int64{e}, mean: 1, std: 0.05}
-	}
-	mat := func(name string, ne0, ne1 int64) tensorDef {
-		return tensorDef{name: name, typ: c.Type, ne: []int64{ne0, ne1}, std: 1 / math.Sqrt(float64(ne0))}
-	}
+	bias, lnW, mat := c.tensorMakers()
 	ts := []tensorDef{
 		mat("mm.0.weight", e, p), bias("mm.0.bias", p),
 		mat("mm.2.weight", p, p), bias("mm.2.bias", p),
