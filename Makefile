@@ -47,6 +47,7 @@ build: deps
 vet: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 # chat serve's tests drive the server with the openai npm package, which the
 # test installs from the npm registry; Node.js and npm come from Debian.
@@ -56,9 +57,11 @@ node-deps:
 		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q nodejs npm; } || \
 		echo "make: no Node.js or npm; the openai npm client test will be skipped"
 
-test: deps node-deps
-	$(GO) vet ./...
+# The llava package's concurrency contract runs under the race detector
+# too (its first build compiles llama.cpp once more, cached after).
+test: vet node-deps
 	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test $(TEST_FLAGS) -race -timeout $(TEST_TIMEOUT) -run 'TestConcurrentSessions|TestClosed' ./llava/
 
 # The demo asks the shipped testbed model (tests/testbed/model, a miniature
 # LLaVA-1.5 trained on shape scenes) about a held-out scene, unpruned and

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -210,7 +211,19 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
+	var resend []Resend
+	if !o.next {
+		names := []string{"none"}
+		opts := []llava.Options{{Method: llava.MethodNone}}
+		if slices.Contains(o.keeps, 64) {
+			names, opts = append(names, "hiprune-64"), append(opts, llava.Options{Method: llava.MethodHiPrune, Keep: 64})
+		}
+		if resend, err = b.resend(ctx, names, opts, lmPath); err != nil {
+			return fmt.Errorf("turn 2: %w", err)
+		}
+	}
 	rep := buildReport(o, b.textTokens, enc, rows)
+	rep.Resend = resend
 	rep.PeakRSSMiB = peakRSSMiB()
 	rep.WallS = time.Since(began).Seconds()
 	rep.print(os.Stdout)

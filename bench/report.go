@@ -72,6 +72,8 @@ type Report struct {
 
 	Floors  []Floor  `json:"floors"`
 	Targets []Target `json:"targets"`
+	// Resend is turn 2 of a conversation resent whole (resend.go).
+	Resend []Resend `json:"resend,omitempty"`
 
 	Runs       int     `json:"runs"`
 	EncRuns    int     `json:"encoder_runs"`
@@ -242,6 +244,16 @@ func (rep *Report) print(w io.Writer) {
 		fmt.Fprintln(tw, "config\tfloor ms\tfloor vs mtmd ttft\tttft ms\tttft vs floor\t")
 		for _, f := range rep.Floors {
 			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.3f\t\n", f.Config, f.FloorMS, f.FloorRatio, f.TTFTMS, f.TTFTRatio)
+		}
+		tw.Flush()
+	}
+	if len(rep.Resend) > 0 {
+		fmt.Fprintln(w, "\nturn 2, the conversation resent whole (time to first token):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "config\tturn 1 ms\tturn 2 from scratch ms\tturn 2 reusing ms\tvs turn 1\treused tok\tevaluated tok\tturn-2 encodes\t")
+		for _, r := range rep.Resend {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%d\t%d\t\n", r.Config, r.Turn1TTFTMS, r.FreshTTFTMS, r.ReuseTTFTMS,
+				r.ReuseTTFTMS/max(r.Turn1TTFTMS, 1e-9), r.ReusedTokens, r.EvaluatedTokens, r.Encodes)
 		}
 		tw.Flush()
 	}

@@ -19,7 +19,7 @@ func openNeXT(t *testing.T, layout bridge.Layout) *llava.Pipeline {
 	lm, mm := fixture.Pair(t, "tiny-next")
 	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout})
 	require.NoError(t, err)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -27,7 +27,7 @@ func sessionCtx(t *testing.T, p *llava.Pipeline, nCtx int) *llava.Session {
 	t.Helper()
 	s, err := p.NewSession(llava.SessionConfig{NCtx: nCtx, Template: "llava"})
 	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -66,11 +66,12 @@ func TestNeXTNoPruneMatchesMtmd(t *testing.T) {
 
 		s := sessionCtx(t, p, 4096)
 		turn := llava.Turn{Text: question, Prepared: []*llava.Pruned{pr}, Prune: none, Gen: greedy}
-		st, err := s.Prefill(ctx, turn)
+		str, err := s.Prefill(ctx, turn)
 		require.NoError(t, err)
+		st := &str.Stats
 		ours := append([]float32(nil), s.Context().Logits()...)
 		prefillCells := st.KVCells
-		ans, err := s.Generate(ctx, turn, st)
+		ans, err := str.Generate(ctx)
 		require.NoError(t, err)
 
 		lctx, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: 4096, Threads: 2})
@@ -168,8 +169,9 @@ func TestNeXTDefaultLayout(t *testing.T) {
 	assert.Contains(t, err.Error(), "keep at least 37")
 
 	s := sessionCtx(t, p, 4096)
-	st, err := s.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Gen: greedy})
+	str, err := s.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Gen: greedy})
 	require.NoError(t, err)
+	st := &str.Stats
 	assert.Equal(t, 260, st.ImageTokens)
 	require.Len(t, st.Images, 1)
 	assert.Equal(t, 5, st.Images[0].Views)

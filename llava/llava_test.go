@@ -25,7 +25,7 @@ func open(t *testing.T, layout bridge.Layout) *llava.Pipeline {
 	lm, mm := fixture.Pair(t, "tiny")
 	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout})
 	require.NoError(t, err)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -33,7 +33,7 @@ func session(t *testing.T, p *llava.Pipeline) *llava.Session {
 	t.Helper()
 	s, err := p.NewSession(llava.SessionConfig{NCtx: 2048, Template: "llava"})
 	require.NoError(t, err)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -60,8 +60,9 @@ func TestBudgetSetsImagePositions(t *testing.T) {
 		{llava.Options{Keep: 5000}, 576},
 	} {
 		s := session(t, p)
-		st, err := s.Prefill(context.Background(), llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: tc.opts, Gen: greedy})
+		str, err := s.Prefill(context.Background(), llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: tc.opts, Gen: greedy})
 		require.NoError(t, err)
+		st := &str.Stats
 		require.Len(t, st.Images, 1)
 		assert.Equal(t, 576, st.Images[0].TokensBefore)
 		assert.Equal(t, tc.want, st.Images[0].TokensAfter, "%+v", tc.opts)
@@ -70,7 +71,7 @@ func TestBudgetSetsImagePositions(t *testing.T) {
 		assert.Equal(t, st.TextTokens+tc.want, st.KVCells, "%+v", tc.opts)
 		assert.Equal(t, st.KVCells, s.Positions())
 		assert.Equal(t, int64(tc.want)*s.Context().KVBytesPerCell(), st.KVImageBytes)
-		ans, err := s.Generate(context.Background(), llava.Turn{Gen: greedy}, st)
+		ans, err := str.Generate(context.Background())
 		require.NoError(t, err)
 		assert.NotEmpty(t, ans)
 		assert.Equal(t, st.TextTokens+tc.want+st.DecodeTokens, st.KVCells, "generated tokens follow in the cache")
@@ -115,11 +116,12 @@ func TestNoPruneMatchesMtmd(t *testing.T) {
 
 	s := session(t, p)
 	turn := llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: llava.Options{Method: llava.MethodNone}, Gen: greedy}
-	st, err := s.Prefill(ctx, turn)
+	str, err := s.Prefill(ctx, turn)
 	require.NoError(t, err)
+	st := &str.Stats
 	ours := s.Context().Logits()
 	prefillCells := st.KVCells
-	ans, err := s.Generate(ctx, turn, st)
+	ans, err := str.Generate(ctx)
 	require.NoError(t, err)
 
 	lctx, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: 2048, Threads: 2})
@@ -166,10 +168,10 @@ func TestFullBudgetEqualsNoPruning(t *testing.T) {
 	var answers []string
 	for _, o := range []llava.Options{{Method: llava.MethodNone}, {Keep: 576}, {KeepRatio: 1}} {
 		s := session(t, p)
-		st, err := s.Prefill(context.Background(), llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: o, Gen: greedy})
+		r, err := s.Prefill(context.Background(), llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: o, Gen: greedy})
 		require.NoError(t, err)
 		logits = append(logits, s.Context().Logits())
-		ans, err := s.Generate(context.Background(), llava.Turn{Gen: greedy}, st)
+		ans, err := r.Generate(context.Background())
 		require.NoError(t, err)
 		answers = append(answers, ans)
 	}
@@ -379,10 +381,12 @@ func TestEncodeOncePruneMany(t *testing.T) {
 		assert.Equal(t, want.Embd, got.Embd, "%+v", o)
 
 		s1, s2 := session(t, p), session(t, p)
-		st1, err := s1.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: o, Gen: greedy})
+		st1r, err := s1.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: o, Gen: greedy})
 		require.NoError(t, err)
-		st2, err := s2.Prefill(ctx, llava.Turn{Text: question, Prepared: []*llava.Pruned{got}, Prune: o, Gen: greedy})
+		st1 := &st1r.Stats
+		st2r, err := s2.Prefill(ctx, llava.Turn{Text: question, Prepared: []*llava.Pruned{got}, Prune: o, Gen: greedy})
 		require.NoError(t, err)
+		st2 := &st2r.Stats
 		assert.Equal(t, st1.KVCells, st2.KVCells)
 		assert.Equal(t, st1.Images[0].Kept, st2.Images[0].Kept)
 		assert.Equal(t, s1.Context().Logits(), s2.Context().Logits(), "%+v", o)

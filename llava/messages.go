@@ -25,13 +25,89 @@ type Message struct {
 }
 
 // Append evaluates earlier messages of a conversation into the context
-// without generating: a client that resends the whole conversation, as
-// OpenAI-style chat APIs do, loads every message before the last user one
-// with Append and asks that one with Ask (or Prefill and Generate).
-// Assistant messages are taken as they are, not regenerated. On error the
-// session is left as it was. The returned Stats cover what was evaluated
-// (images, text and image tokens, prefill time); nothing is generated.
+// without generating, after what it holds. Assistant messages are taken
+// as they are, not regenerated. On error the session is left as it was.
+// The returned Stats cover what was evaluated (images, text and image
+// tokens, prefill time); nothing is generated.
 func (s *Session) Append(ctx context.Context, msgs []Message, o Options) (*Stats, error) {
+	imgs, err := checkMessages(msgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if len(msgs) == 0 {
+		return &Stats{}, nil
+	}
+	r, err := s.prefill(ctx, Turn{Images: imgs, Prune: o, messages: msgs})
+	if err != nil {
+		return nil, err
+	}
+	// Whatever the last message was, the text now ends where a user turn
+	// may follow without an end-of-sequence token (see formatTurn).
+	s.lastEOG = true
+	return &r.Stats, nil
+}
+
+// Sync makes the context hold exactly msgs, a conversation's messages so
+// far (as an OpenAI-style client resends them with every request), ready
+// for the next user turn (Prefill or Ask). It keeps the longest prefix of
+// what the context already holds, as llama-server's prompt cache does:
+// a conversation that grew by a turn evaluates only that turn, and an
+// image already in the context is neither encoded nor evaluated again.
+// Stats.ReusedTokens says how many positions were kept. A session whose
+// projector runs through mtmd (see Pipeline.Projector) starts afresh. On
+// error the session is empty, as after Reset.
+func (s *Session) Sync(ctx context.Context, msgs []Message, o Options) (*Stats, error) {
+	imgs, err := checkMessages(msgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if s.p.mtmd != nil {
+		s.reset()
+		if len(msgs) == 0 {
+			return &Stats{}, nil
+		}
+		r, err := s.prefill(ctx, Turn{Images: imgs, Prune: o, messages: msgs})
+		if err != nil {
+			return nil, err
+		}
+		s.lastEOG = true
+		return &r.Stats, nil
+	}
+	if len(imgs) > 0 && s.p.enc == nil {
+		return nil, fmt.Errorf("%w (give --mmproj)", ErrNoVision)
+	}
+	// Render the whole conversation from the start; what the context holds
+	// is then matched against it token by token.
+	s.history, s.rendered, s.lastEOG = nil, "", false
+	text, rendered, err := s.formatMessages(msgs)
+	if err != nil {
+		s.reset()
+		return nil, err
+	}
+	st := &Stats{Prompt: text}
+	if err := s.evalPrompt(ctx, text, Turn{Images: imgs, Prune: o}, st, true); err != nil {
+		s.reset()
+		return nil, err
+	}
+	s.rendered, s.lastEOG = rendered, true
+	s.epoch++
+	return st, nil
+}
+
+// checkMessages checks roles and image markers and returns the images in
+// order.
+func checkMessages(msgs []Message) ([]*Image, error) {
 	var imgs []*Image
 	for i, m := range msgs {
 		switch m.Role {
@@ -47,19 +123,7 @@ func (s *Session) Append(ctx context.Context, msgs []Message, o Options) (*Stats
 		}
 		imgs = append(imgs, m.Images...)
 	}
-	if len(msgs) == 0 {
-		return &Stats{}, nil
-	}
-	st, err := s.Prefill(ctx, Turn{Images: imgs, Prune: o, messages: msgs})
-	if err != nil {
-		return nil, err
-	}
-	// Whatever the last message was, the text now ends where a user turn
-	// may follow without an end-of-sequence token (see formatTurn).
-	s.mu.Lock()
-	s.lastEOG = true
-	s.mu.Unlock()
-	return st, nil
+	return imgs, nil
 }
 
 // format returns what Prefill adds to the context for t (see formatTurn):

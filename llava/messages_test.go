@@ -21,7 +21,7 @@ func open1(t *testing.T) *llava.Pipeline {
 	lm, mm := fixture.Pair(t, "tiny")
 	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 1})
 	require.NoError(t, err)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

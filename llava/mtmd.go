@@ -115,23 +115,19 @@ func (p *Pipeline) openMtmd() error {
 // evaluates each chunk as llama.cpp does (non-causal attention over Gemma
 // 3's images, M-RoPE positions for Qwen2-VL's); every image is kept whole.
 // add is the turn's text with ImageMarker where images go.
-func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string, st *Stats, undo func()) (*Stats, error) {
-	fail := func(err error) (*Stats, error) {
-		undo()
-		return nil, err
-	}
+func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats) error {
 	if err := s.p.CheckPruning(t.Prune); err != nil {
-		return fail(err)
+		return err
 	}
 	if len(t.Prepared) > 0 {
-		return fail(fmt.Errorf("%w: %w: prepared images come from the instrumented encoder; projector type %s runs through llama.cpp's mtmd",
-			ErrOptions, ErrNoPruning, s.p.Projector()))
+		return fmt.Errorf("%w: %w: prepared images come from the instrumented encoder; projector type %s runs through llama.cpp's mtmd",
+			ErrOptions, ErrNoPruning, s.p.Projector())
 	}
 	marker := bridge.MtmdMarker()
 	// mtmd also reads its deprecated marker as an image.
 	for _, m := range []string{marker, "<__image__>"} {
 		if strings.Contains(add, m) {
-			return fail(fmt.Errorf("%w: the message contains %s, which llama.cpp's mtmd reserves for images", ErrOptions, m))
+			return fmt.Errorf("%w: the message contains %s, which llama.cpp's mtmd reserves for images", ErrOptions, m)
 		}
 	}
 	rgbs := make([]*imageprep.RGB, len(t.Images))
@@ -142,7 +138,7 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string,
 	// BOS goes first in the context, as mtmd puts it (before an image too).
 	ch, err := s.p.mtmd.Tokenize(strings.ReplaceAll(add, ImageMarker, marker), rgbs, s.nPast == 0)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer ch.Free()
 	pre := time.Since(t0)
@@ -157,18 +153,18 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string,
 		}
 		k := ch.ImageIndex(i)
 		if k < 0 || k >= len(stats) {
-			return fail(fmt.Errorf("mtmd: chunk %d has no image of this turn (id %d): %w", i, k, bridge.ErrBackend))
+			return fmt.Errorf("mtmd: chunk %d has no image of this turn (id %d): %w", i, k, bridge.ErrBackend)
 		}
 		nImage += ch.NTokens(i)
 		lastChunk[k] = i
 	}
 	if n == 0 || ch.IsImage(n-1) {
-		return fail(fmt.Errorf("%w: the prompt must end with text (the first answer token is sampled from its logits)", ErrOptions))
+		return fmt.Errorf("%w: the prompt must end with text (the first answer token is sampled from its logits)", ErrOptions)
 	}
 	// Refuse a turn that cannot fit before any image is encoded.
 	if need, room := nText+nImage, s.lctx.NCtx()-s.cells(); need > room {
-		return fail(fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
-			need, nText, nImage, s.lctx.NCtx(), room, bridge.ErrContextFull))
+		return fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
+			need, nText, nImage, s.lctx.NCtx(), room, bridge.ErrContextFull)
 	}
 	for k, img := range t.Images {
 		stats[k].Name = img.Name
@@ -177,7 +173,11 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string,
 		// mtmd preprocesses all of a turn's images in one call.
 		stats[0].Preprocess = pre
 	}
+	s.p.encodes.Add(int64(len(t.Images)))
 	checkpoint, gap := s.nPast, s.gap
+	// Positions of mtmd's chunks are not described cell by cell, so
+	// Session.Sync starts such a session afresh.
+	s.kvOK, s.kv = false, s.kv[:0]
 	for i := range n {
 		var next int
 		var ti bridge.MtmdTimings
@@ -187,12 +187,12 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string,
 		})
 		if err != nil {
 			// Leave the cache as it was before this turn.
-			s.lctx.TrimKV(checkpoint)
-			s.nPast, s.gap = checkpoint, gap
+			s.trim(checkpoint)
+			s.gap = gap
 			if ch.IsImage(i) {
 				err = fmt.Errorf("image %s: %w", stats[ch.ImageIndex(i)].Name, err)
 			}
-			return fail(err)
+			return err
 		}
 		st.Prefill += ti.Prefill
 		st.TextTokens += ti.TextTokens
@@ -215,8 +215,7 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add, rendered string,
 	}
 	st.KVImageBytes = int64(st.ImageTokens) * s.lctx.KVBytesPerCell()
 	st.KVCells = s.cells()
-	s.rendered = rendered
-	return st, nil
+	return nil
 }
 
 // cells is the number of KV cells the conversation occupies: its positions,

@@ -21,7 +21,7 @@ func openGemma3(t *testing.T) *llava.Pipeline {
 	lm, mm := fixture.Gemma3(t)
 	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2})
 	require.NoError(t, err)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -65,8 +65,9 @@ func TestMtmdSessionMatchesMtmd(t *testing.T) {
 	s := session(t, p)
 	var seen []llava.ImageStats
 	turn := llava.Turn{Text: question, Images: []*llava.Image{img}, Gen: greedy, OnImage: func(is llava.ImageStats) { seen = append(seen, is) }}
-	st, err := s.Prefill(ctx, turn)
+	str, err := s.Prefill(ctx, turn)
 	require.NoError(t, err)
+	st := &str.Stats
 	require.Len(t, st.Images, 1)
 	assert.Equal(t, seen, st.Images)
 	assert.Equal(t, 16, st.Images[0].TokensBefore)
@@ -93,7 +94,7 @@ func TestMtmdSessionMatchesMtmd(t *testing.T) {
 	assert.Equal(t, st.TextTokens, tm.TextTokens)
 	assert.Less(t, relErr(ours, ref.Logits()), 1e-4)
 
-	ans, err := s.Generate(ctx, turn, st)
+	ans, err := str.Generate(ctx)
 	require.NoError(t, err)
 	assert.NotEmpty(t, ans)
 }
@@ -143,8 +144,9 @@ func TestMtmdSessionMultiTurn(t *testing.T) {
 	assert.ErrorIs(t, err, llava.ErrNoPruning)
 	_, err = s.Prefill(ctx, llava.Turn{Text: "say " + bridge.MtmdMarker(), Gen: none})
 	assert.ErrorIs(t, err, llava.ErrOptions, "mtmd's own marker in the text")
-	st, err := s.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{a}, Gen: none})
+	str, err := s.Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{a}, Gen: none})
 	require.NoError(t, err)
+	st := &str.Stats
 	assert.Equal(t, st1.TextTokens, st.TextTokens)
 	assert.Equal(t, st1.KVCells, st.KVCells)
 }
@@ -187,7 +189,7 @@ func TestMtmdSessionAppend(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, ans)
 	want := st.KVCells + st2.TextTokens + st2.DecodeTokens
-	if st2.StopReason == "eog" {
+	if st2.StopReason == llava.StopEOG {
 		want++ // the end token is kept in the cache
 	}
 	assert.Equal(t, want, st2.KVCells)

@@ -1,11 +1,3 @@
-// Package llava is hiprune-go's pipeline for LLaVA-style models: image in,
-// preprocess, encode with the instrumented encoder, prune the visual tokens
-// with HiPrune (or a baseline), evaluate the kept embeddings and the text
-// into a llama.cpp context, and generate.
-//
-// A Pipeline holds what sessions share (the language model's weights and
-// the vision encoder) and is safe for concurrent use; each Session owns a
-// llama.cpp context (its KV cache) and is used by one goroutine at a time.
 package llava
 
 import (
@@ -16,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -38,9 +31,9 @@ type Config struct {
 	// EncoderGPU runs the vision encoder on a GPU device when ggml has one.
 	EncoderGPU bool
 	// Layout is the encoder's token order; the zero value is CLIP's own
-	// (class token first). bridge.LayoutLlamaCpp reproduces the pinned
-	// llama.cpp's clip bit for bit (see bridge.h).
-	Layout bridge.Layout
+	// (class token first). LayoutLlamaCpp reproduces the pinned llama.cpp's
+	// clip bit for bit.
+	Layout Layout
 	// ObjectLayer is the probed layer when Options leave it 0 (0 = 9, or
 	// the deep layer for encoders that run fewer blocks).
 	ObjectLayer int
@@ -48,6 +41,12 @@ type Config struct {
 	ImageLimits imageprep.Limits
 	// Logger receives progress; nil discards.
 	Logger *slog.Logger
+	// ImageCacheBytes bounds the cache of encoded and pruned images that
+	// the pipeline's sessions share: an image sent again with the same
+	// pruning options (an OpenAI-style client resending the conversation,
+	// a second session asking about it) is not encoded again. 0 turns the
+	// cache off; the bound counts the kept rows' size.
+	ImageCacheBytes int64
 	// Parallel bounds how many encodes and LM evaluations of this
 	// pipeline's sessions run at once (0 = 1). Each already uses every
 	// thread it is given, so on a CPU more only makes them thrash; sessions
@@ -57,7 +56,16 @@ type Config struct {
 
 // Pipeline is a loaded model pair.
 type Pipeline struct {
-	bufs   sync.Pool // *bridge.Encoding buffers, reused across images
+	bufs    sync.Pool // *bridge.Encoding buffers, reused across images
+	cache   *imageCache
+	encodes atomic.Int64 // images run through the vision encoder
+	// life is held shared by every call that uses the models and
+	// exclusively by Close, which waits for them; closing refuses new ones.
+	life     sync.RWMutex
+	closing  atomic.Bool
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+
 	sem    *semaphore.Weighted
 	cfg    Config
 	model  *bridge.Model
@@ -115,7 +123,8 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 1
 	}
-	p := &Pipeline{cfg: cfg, log: log, sem: semaphore.NewWeighted(int64(cfg.Parallel))}
+	p := &Pipeline{cfg: cfg, log: log, sem: semaphore.NewWeighted(int64(cfg.Parallel)),
+		cache: newImageCache(cfg.ImageCacheBytes), sessions: map[*Session]struct{}{}}
 	t0 := time.Now()
 	m, err := bridge.LoadModel(cfg.Model, bridge.ModelParams{GPULayers: cfg.GPULayers})
 	if err != nil {
@@ -169,41 +178,85 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Close frees the models. Sessions must be closed first.
-func (p *Pipeline) Close() {
+// Close closes the pipeline's open sessions (waiting for calls in
+// progress), then frees the models. Every method of the pipeline and its
+// sessions returns ErrClosed afterwards. Safe to call twice.
+func (p *Pipeline) Close() error {
+	p.closing.Store(true)
+	p.closeSessions()
+	p.life.Lock() // waits for encodes and NewSession calls in progress
+	defer p.life.Unlock()
+	p.closeSessions() // any that a NewSession in progress made
 	if p.enc != nil {
 		p.enc.Close()
+		p.enc = nil
 	}
 	if p.mtmd != nil {
 		p.mtmd.Close()
+		p.mtmd = nil
 	}
 	if p.model != nil {
 		p.model.Close()
+		p.model = nil
+	}
+	return nil
+}
+
+func (p *Pipeline) closeSessions() {
+	p.mu.Lock()
+	open := make([]*Session, 0, len(p.sessions))
+	for s := range p.sessions {
+		open = append(open, s)
+	}
+	p.mu.Unlock()
+	for _, s := range open {
+		s.Close()
 	}
 }
 
-// Model is the language model.
+// enter admits a call that uses the models; leave ends it.
+func (p *Pipeline) enter() error {
+	p.life.RLock()
+	if p.closing.Load() {
+		p.life.RUnlock()
+		return fmt.Errorf("pipeline: %w", ErrClosed)
+	}
+	return nil
+}
+
+func (p *Pipeline) leave() { p.life.RUnlock() }
+
+func (p *Pipeline) track(s *Session) {
+	p.mu.Lock()
+	p.sessions[s] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) untrack(s *Session) {
+	p.mu.Lock()
+	delete(p.sessions, s)
+	p.mu.Unlock()
+}
+
+// Model is the language model, for tests and benchmarks (nil once closed).
 func (p *Pipeline) Model() *bridge.Model { return p.model }
 
-// Encoder is the vision encoder, or nil for a text-only pipeline.
+// Encoder is the vision encoder, for tests and benchmarks; nil for a
+// text-only pipeline, one whose projector runs through mtmd, or once closed.
 func (p *Pipeline) Encoder() *bridge.Encoder { return p.enc }
 
 // ImageParams are the preprocessing parameters read from the projector.
 func (p *Pipeline) ImageParams() imageprep.Params { return p.params }
 
-// Image is a decoded input image.
+// Image is a decoded input image. Build one with DecodeImage or
+// LoadImage (which remember a hash of the bytes decoded) or by hand; the
+// pixels must not change once the image has been given to a session.
 type Image struct {
 	Name string
 	RGB  *imageprep.RGB
-}
 
-// LoadImage decodes an image file under the pipeline's limits.
-func (p *Pipeline) LoadImage(path string) (*Image, error) {
-	rgb, err := imageprep.DecodeFile(path, p.cfg.ImageLimits)
-	if err != nil {
-		return nil, err
-	}
-	return &Image{Name: path, RGB: rgb}, nil
+	digest [32]byte // SHA-256 of the bytes decoded, when hashed
+	hashed bool
 }
 
 // Pruned is one image after encoding and selection. Release hands its
@@ -211,6 +264,7 @@ func (p *Pipeline) LoadImage(path string) (*Image, error) {
 type Pruned struct {
 	enc  *bridge.Encoding
 	pool *sync.Pool
+	key  string // the image's identity and the options (Session.Sync)
 
 	Name string // the image's name
 	// Kept are the kept positions of the image's token sequence, ascending:
@@ -254,6 +308,7 @@ type Encoded struct {
 	next *nextImage // instead of enc for an any-resolution (LLaVA-NeXT) image
 	pool *sync.Pool
 	src  imageprep.Size
+	id   string // the image's identity (Image.id)
 
 	Name         string
 	ObjectLayer  int // the block whose attention gave the object scores (1-based, resolved)
@@ -278,6 +333,10 @@ func (e *Encoded) Release() {
 // Encode preprocesses and encodes one image, probing objectLayer (1-based;
 // 0 = the pipeline's default) for HiPrune's object scores.
 func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*Encoded, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	if p.mtmd != nil {
 		return nil, fmt.Errorf("%w: %w: image %s: projector type %s runs through llama.cpp's mtmd, which gives no attention scores",
 			ErrOptions, ErrNoPruning, img.Name, p.Projector())
@@ -288,8 +347,13 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	p.encodes.Add(1)
 	if p.anyRes() {
-		return p.encodeViews(ctx, img, objectLayer)
+		e, err := p.encodeViews(ctx, img, objectLayer)
+		if err == nil {
+			e.id = img.id()
+		}
+		return e, err
 	}
 	t0 := time.Now()
 	f, err := imageprep.Preprocess(img.RGB, p.params)
@@ -318,7 +382,7 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	return &Encoded{
 		enc: enc, pool: &p.bufs, Name: img.Name, ObjectLayer: enc.ObjectLayer, NTokens: len(enc.Object),
 		GridW: enc.GridW, GridH: enc.GridH, Views: 1, Preprocess: pre, Encode: time.Since(t1),
-		src: imageprep.Size{W: img.RGB.W, H: img.RGB.H},
+		src: imageprep.Size{W: img.RGB.W, H: img.RGB.H}, id: img.id(),
 	}, nil
 }
 
@@ -343,6 +407,14 @@ func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
 // prune selects from e; inPlace compacts the kept rows inside e's buffers
 // and hands them to the result (PrepareImage's single-use path).
 func (p *Pipeline) prune(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
+	pr, err := p.selectRows(e, o, inPlace)
+	if err == nil && e.id != "" {
+		pr.key = e.id + o.key()
+	}
+	return pr, err
+}
+
+func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
 	if e.next != nil {
 		pr, err := p.pruneViews(e, o)
 		if err == nil && inPlace {

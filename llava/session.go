@@ -21,7 +21,7 @@ const ImageMarker = "<image>"
 type SessionConfig struct {
 	NCtx      int // 0 = 4096 (capped at the model's training length)
 	NBatch    int // 0 = 512
-	FlashAttn bridge.FlashAttn
+	FlashAttn FlashAttn
 	// Template overrides the model's chat template: a template text or a
 	// llama.cpp built-in name ("vicuna", "chatml", ...). "llava" forces the
 	// LLaVA-1.5 format "USER: <image>\n{question} ASSISTANT:".
@@ -29,11 +29,13 @@ type SessionConfig struct {
 }
 
 // Session is one conversation: a llama.cpp context whose KV cache holds
-// every earlier turn. Use it from one goroutine at a time.
+// every earlier turn. Its methods serialise on the session (a second call
+// waits for the first), but a conversation is one goroutine's to drive.
 type Session struct {
 	p        *Pipeline
 	lctx     *bridge.Context
 	mu       sync.Mutex
+	closed   bool
 	nPast    int
 	history  []bridge.ChatMessage
 	template string // "" means the LLaVA-1.5 format
@@ -43,17 +45,38 @@ type Session struct {
 	rendered string
 	lastEOG  bool
 	gap      int // KV cells beyond positions (M-RoPE images through mtmd)
+	// kv records what each position holds, for Sync's prefix reuse; kvOK
+	// is false once something it cannot describe went in (mtmd chunks).
+	kv     []cell
+	kvOK   bool
+	images map[string]ImageStats // images held in kv, by cell.img
+	epoch  uint64                // advances with every change, to retire Replies
 }
+
+// cell is what one position of the context holds: a text token, or row
+// row of the image whose rows are keyed img.
+type cell struct {
+	tok int32
+	row int32
+	img string
+}
+
+// ErrClosed is returned by the methods of a closed Pipeline or Session.
+var ErrClosed = errors.New("llava: closed")
 
 // NewSession creates a conversation over the pipeline's model.
 func (p *Pipeline) NewSession(sc SessionConfig) (*Session, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	lctx, err := bridge.NewContext(p.model, bridge.ContextParams{
 		NCtx: sc.NCtx, NBatch: sc.NBatch, Threads: p.cfg.Threads, FlashAttn: sc.FlashAttn,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{p: p, lctx: lctx}
+	s := &Session{p: p, lctx: lctx, kvOK: true, images: map[string]ImageStats{}}
 	switch sc.Template {
 	case "llava":
 		s.template = ""
@@ -70,33 +93,91 @@ func (p *Pipeline) NewSession(sc SessionConfig) (*Session, error) {
 			s.template = ""
 		}
 	}
+	p.track(s)
 	return s, nil
 }
 
-// Close frees the session's context.
-func (s *Session) Close() { s.lctx.Close() }
-
-// Context exposes the llama.cpp context (for tests and benchmarks).
-func (s *Session) Context() *bridge.Context { return s.lctx }
-
-// NCtx is the context length in tokens. llama.cpp may round the requested
-// SessionConfig.NCtx up (to a multiple of 256).
-func (s *Session) NCtx() int { return s.lctx.NCtx() }
-
-// Reset forgets the conversation.
-func (s *Session) Reset() {
+// Close frees the session's context; it waits for a call in progress.
+// Safe to call twice.
+func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.lctx.Close()
+		s.p.untrack(s)
+	}
+	return nil
+}
+
+// lock takes the session for one call, or says it is closed.
+func (s *Session) lock() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("session: %w", ErrClosed)
+	}
+	return nil
+}
+
+// Context exposes the llama.cpp context, for tests and benchmarks; nil
+// once the session is closed.
+func (s *Session) Context() *bridge.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return s.lctx
+}
+
+// NCtx is the context length in tokens (0 once closed). llama.cpp may
+// round the requested SessionConfig.NCtx up (to a multiple of 256).
+func (s *Session) NCtx() int {
+	if err := s.lock(); err != nil {
+		return 0
+	}
+	defer s.mu.Unlock()
+	return s.lctx.NCtx()
+}
+
+// Reset forgets the conversation.
+func (s *Session) Reset() error {
+	if err := s.lock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	s.reset()
+	return nil
+}
+
+func (s *Session) reset() {
 	s.lctx.ClearKV()
 	s.nPast = 0
 	s.history = nil
 	s.rendered = ""
 	s.lastEOG = false
 	s.gap = 0
+	s.kv, s.kvOK = s.kv[:0], true
+	clear(s.images)
+	s.epoch++
+}
+
+// trim drops every position from n on.
+func (s *Session) trim(n int) {
+	s.lctx.TrimKV(n)
+	s.nPast = n
+	if s.kvOK {
+		s.kv = s.kv[:n]
+	}
 }
 
 // Positions is the number of positions the conversation occupies.
-func (s *Session) Positions() int { return s.nPast }
+func (s *Session) Positions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nPast
+}
 
 // Turn is one user message and how to answer it.
 type Turn struct {
@@ -121,39 +202,54 @@ type Turn struct {
 type ImageStats struct {
 	Name                       string
 	TokensBefore, TokensAfter  int
-	Preprocess, Encode, Select time.Duration
-	Kept                       []int // kept positions (Pruned.Kept)
-	GridW, GridH               int   // one view's patch grid
-	Views                      int   // views the image was cut into (1 for LLaVA-1.5)
+	Preprocess, Encode, Select time.Duration // zero when Cached or Reused
+	Kept                       []int         // kept positions (Pruned.Kept)
+	GridW, GridH               int           // one view's patch grid
+	Views                      int           // views the image was cut into (1 for LLaVA-1.5)
 	// Mask holds each view's kept patches, for imageprep.WriteMasksPNG.
 	Mask []imageprep.MaskView
+	// Cached: the kept rows came from the pipeline's image cache, not the
+	// encoder. Reused: they were already in the context (Session.Sync) and
+	// were not evaluated again.
+	Cached, Reused bool
 }
 
-// Stats describe one turn.
+// StopReason says why generation ended.
+type StopReason string
+
+const (
+	StopEOG       StopReason = "eog"       // the model ended its answer
+	StopLimit     StopReason = "limit"     // GenOptions.MaxTokens were generated
+	StopContext   StopReason = "context"   // the context is full
+	StopCancelled StopReason = "cancelled" // the context.Context ended, or OnToken returned an error
+)
+
+// Stats describe one turn (or what Append or Sync evaluated).
 type Stats struct {
 	Images       []ImageStats
-	TextTokens   int           // prompt text tokens evaluated this turn
-	ImageTokens  int           // image embeddings evaluated this turn
+	TextTokens   int           // prompt text tokens evaluated
+	ImageTokens  int           // image embeddings evaluated
+	ReusedTokens int           // positions kept from the context's earlier contents (Sync)
 	Prefill      time.Duration // LM evaluation of the prompt (text and images)
 	TTFT         time.Duration // turn start to first answer token
-	DecodeTokens int           // answer tokens generated
-	Decode       time.Duration // time spent generating them after the first
+	DecodeTokens int           // answer tokens generated (the end-of-generation token not counted)
+	Decode       time.Duration // time from the first sampled token to the last
 	KVCells      int           // KV-cache cells the conversation occupies
-	KVImageBytes int64         // KV-cache memory taken by this turn's images
-	StopReason   string        // "eog", "limit", "context"
-	Prompt       string        // text added to the context this turn (images as ImageMarker)
-
-	start   time.Time
-	eogText string
-	samples int
+	KVImageBytes int64         // KV-cache memory taken by the images evaluated
+	StopReason   StopReason    // set by Generate
+	Prompt       string        // text added to the context (images as ImageMarker)
 }
 
 // DecodeTPS is the generation speed after the first token.
 func (st *Stats) DecodeTPS() float64 {
-	if st.samples <= 1 || st.Decode <= 0 {
+	n := st.DecodeTokens
+	if st.StopReason == StopEOG {
+		n++ // the end-of-generation token was sampled too
+	}
+	if n <= 1 || st.Decode <= 0 {
 		return 0
 	}
-	return float64(st.samples-1) / st.Decode.Seconds()
+	return float64(n-1) / st.Decode.Seconds()
 }
 
 func (pr *Pruned) stats() ImageStats {
@@ -164,29 +260,42 @@ func (pr *Pruned) stats() ImageStats {
 	}
 }
 
-// segment is a piece of the prompt: text or an image's kept embeddings.
-type segment struct {
-	text  string
-	toks  []int32 // text, tokenized
-	image *Pruned
+// Reply is a prefilled turn whose answer is still to be generated.
+type Reply struct {
+	// Stats are the prefill's figures; Generate adds the answer's.
+	Stats Stats
+
+	s       *Session
+	t       Turn
+	start   time.Time
+	epoch   uint64
+	eogText string
+	done    bool
 }
 
 // Ask evaluates a user turn and generates the answer.
 func (s *Session) Ask(ctx context.Context, t Turn) (string, *Stats, error) {
-	st, err := s.Prefill(ctx, t)
+	r, err := s.Prefill(ctx, t)
 	if err != nil {
 		return "", nil, err
 	}
-	answer, err := s.Generate(ctx, t, st)
-	return answer, st, err
+	answer, err := r.Generate(ctx)
+	return answer, &r.Stats, err
 }
 
 // Prefill evaluates a user turn (its text and its images, encoded and
-// pruned) into the context without generating; Generate continues it.
-// The context's logits are then the first answer token's.
-func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
-	s.mu.Lock()
+// pruned) into the context without generating; the Reply's Generate
+// continues it. The context's logits are then the first answer token's.
+// On error the session is left as it was.
+func (s *Session) Prefill(ctx context.Context, t Turn) (*Reply, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
 	defer s.mu.Unlock()
+	return s.prefill(ctx, t)
+}
+
+func (s *Session) prefill(ctx context.Context, t Turn) (*Reply, error) {
 	start := time.Now()
 	if err := t.Prune.Validate(); err != nil {
 		return nil, err
@@ -209,114 +318,260 @@ func (s *Session) Prefill(ctx context.Context, t Turn) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Stats{start: start, Prompt: promptText}
+	r := &Reply{s: s, t: t, start: start, Stats: Stats{Prompt: promptText}}
 	undo := func() { s.history = s.history[:h] }
 	if s.p.mtmd != nil {
-		return s.prefillMtmd(ctx, t, promptText, rendered, st, undo)
+		if err := s.prefillMtmd(ctx, t, promptText, &r.Stats); err != nil {
+			undo()
+			return nil, err
+		}
+	} else if err := s.evalPrompt(ctx, promptText, t, &r.Stats, false); err != nil {
+		undo()
+		return nil, err
+	}
+	s.rendered = rendered
+	s.epoch++
+	r.epoch = s.epoch
+	return r, nil
+}
+
+// part is a piece of a prompt: text tokens, or an image to evaluate.
+type part struct {
+	toks  []int32
+	img   *Image  // to encode (or find in the cache)
+	pr    *Pruned // or already prepared
+	key   string  // the image's rows' key
+	reuse bool    // the image is already in the context at this place
+}
+
+// evalPrompt evaluates text (with ImageMarker where t's images go) after
+// what the context holds. With sync, text is the whole conversation: the
+// longest prefix the context already holds is kept and the rest replaced.
+// On error the context is as before (without sync) or trimmed to the kept
+// prefix (with it).
+func (s *Session) evalPrompt(ctx context.Context, text string, t Turn, st *Stats, sync bool) error {
+	if sync {
+		s.ensureKV()
+	}
+	parts, err := s.split(text, t, sync)
+	if err != nil {
+		return err
+	}
+	if sync {
+		keep, rest := s.matchPrefix(parts)
+		if keep < s.nPast {
+			s.trim(keep)
+			s.dropImages()
+		}
+		st.ReusedTokens = keep
+		parts = rest
+	}
+	// Count before any encoding: a turn that cannot fit is refused before
+	// seconds of work.
+	nText, nImage := 0, 0
+	for _, pt := range parts {
+		switch {
+		case pt.reuse:
+		case pt.pr != nil:
+			nImage += len(pt.pr.Kept)
+		case pt.img != nil:
+			nImage += s.p.imageTokens(pt.img, t.Prune)
+		default:
+			nText += len(pt.toks)
+		}
+	}
+	if n, room := nText+nImage, s.lctx.NCtx()-s.nPast; n > room {
+		return fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
+			n, nText, nImage, s.lctx.NCtx(), room, ErrContextFull)
 	}
 	// Encode and prune every image first, so the LM sees one prefill.
-	// Images prepared here are released after the turn; prepared ones given
-	// in the turn stay the caller's.
-	pruned := make([]*Pruned, len(t.Images))
+	// Images encoded here are released after the turn unless the cache
+	// keeps them; prepared ones stay the caller's.
+	var owned []*Pruned
 	defer func() {
-		for _, pr := range pruned {
-			if pr != nil {
-				pr.Release()
-			}
+		for _, pr := range owned {
+			pr.Release()
 		}
 	}()
-	report := func(pr *Pruned) {
-		is := pr.stats()
+	for i := range parts {
+		pt := &parts[i]
+		var is ImageStats
+		switch {
+		case pt.reuse:
+			is = s.images[pt.key]
+			is.Preprocess, is.Encode, is.Select, is.Cached, is.Reused = 0, 0, 0, false, true
+		case pt.pr != nil:
+			is = pt.pr.stats()
+		case pt.img != nil:
+			pr, mine, cached, err := s.p.prepareShared(ctx, pt.img, t.Prune)
+			if err != nil {
+				return err
+			}
+			if mine {
+				owned = append(owned, pr)
+			}
+			pt.pr = pr
+			is = pr.stats()
+			if cached {
+				is.Preprocess, is.Encode, is.Select, is.Cached = 0, 0, 0, true
+			}
+		default:
+			continue
+		}
+		is.Name = imageName(pt, is.Name)
 		st.Images = append(st.Images, is)
 		if t.OnImage != nil {
 			t.OnImage(is)
 		}
 	}
-	// Tokenize the text and count the image tokens before any encoding: a
-	// turn that cannot fit is refused before seconds of work.
-	parts := strings.Split(promptText, ImageMarker)
-	partToks := make([][]int32, len(parts))
-	nText, nImage := 0, 0
-	for i, part := range parts {
-		// BOS goes first in the context, before text only (as before the
-		// image-first layout: an image first means no BOS).
-		addBOS := s.nPast == 0 && i == 0 && s.p.model.AddBOS()
-		if part == "" {
-			continue
-		}
-		toks, err := s.p.model.Tokenize(part, addBOS, true)
-		if err != nil {
-			undo()
-			return nil, err
-		}
-		partToks[i] = toks
-		nText += len(toks)
-	}
-	for _, pr := range t.Prepared {
-		nImage += len(pr.Kept)
-	}
-	for _, img := range t.Images {
-		nImage += s.p.imageTokens(img, t.Prune)
-	}
-	if n, room := nText+nImage, s.lctx.NCtx()-s.nPast; n > room {
-		undo()
-		return nil, fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
-			n, nText, nImage, s.lctx.NCtx(), room, bridge.ErrContextFull)
-	}
-	images := t.Prepared
-	for i, img := range t.Images {
-		pr, err := s.p.PrepareImage(ctx, img, t.Prune)
-		if err != nil {
-			undo()
-			return nil, err
-		}
-		pruned[i] = pr
-		report(pr)
-	}
-	if len(t.Images) > 0 {
-		images = pruned
-	} else {
-		for _, pr := range images {
-			report(pr)
-		}
-	}
-	segs := make([]segment, 0, 2*len(parts))
-	for i, p := range parts {
-		if p != "" {
-			segs = append(segs, segment{text: p, toks: partToks[i]})
-		}
-		if i < len(images) {
-			segs = append(segs, segment{image: images[i]})
-		}
-	}
 	checkpoint := s.nPast
 	t0 := time.Now()
-	if err := s.evalSegments(ctx, segs, st); err != nil {
-		// Leave the cache as it was before this turn.
-		s.lctx.TrimKV(checkpoint)
-		s.nPast = checkpoint
-		undo()
-		return nil, err
+	if err := s.evalParts(ctx, parts, st); err != nil {
+		// Leave the cache as it was before this call.
+		s.trim(checkpoint)
+		s.dropImages()
+		return err
 	}
 	st.Prefill = time.Since(t0)
 	st.KVImageBytes = int64(st.ImageTokens) * s.lctx.KVBytesPerCell()
-	st.KVCells = s.lctx.KVCells()
-	s.rendered = rendered
-	return st, nil
+	st.KVCells = s.cells()
+	return nil
 }
 
-// Generate produces the answer to the turn Prefill evaluated.
-func (s *Session) Generate(ctx context.Context, t Turn, st *Stats) (string, error) {
-	s.mu.Lock()
+// imageName names an image in stats: the name it was given now (a cached or
+// reused image keeps its rows, not its old name).
+func imageName(pt *part, old string) string {
+	if pt.img != nil && pt.img.Name != "" {
+		return pt.img.Name
+	}
+	return old
+}
+
+// split tokenizes text around its image markers; from the start of the
+// context when fromStart (Sync), else after what it holds.
+func (s *Session) split(text string, t Turn, fromStart bool) ([]part, error) {
+	texts := strings.Split(text, ImageMarker)
+	var parts []part
+	for i, tx := range texts {
+		if tx != "" {
+			// BOS goes first in the context, before text only (as before the
+			// image-first layout: an image first means no BOS).
+			addBOS := (fromStart || s.nPast == 0) && i == 0 && s.p.model.AddBOS()
+			toks, err := s.p.model.Tokenize(tx, addBOS, true)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, part{toks: toks})
+		}
+		if i == len(texts)-1 {
+			break
+		}
+		switch k := i; {
+		case k < len(t.Prepared):
+			pr := t.Prepared[k]
+			if pr.Embd == nil {
+				return nil, fmt.Errorf("%w: prepared image %s was released", ErrOptions, pr.Name)
+			}
+			parts = append(parts, part{pr: pr, key: pr.key})
+		case k < len(t.Images):
+			img := t.Images[k]
+			parts = append(parts, part{img: img, key: img.id() + t.Prune.key()})
+		}
+	}
+	return parts, nil
+}
+
+// matchPrefix finds how many positions of the context already hold the
+// start of parts, and returns that count and what remains to evaluate.
+// An image matches as a whole: its rows' key and all of its rows.
+func (s *Session) matchPrefix(parts []part) (int, []part) {
+	pos := 0
+	for i, pt := range parts {
+		if pt.toks != nil {
+			j := 0
+			for j < len(pt.toks) && pos < len(s.kv) && s.kv[pos].img == "" && s.kv[pos].tok == pt.toks[j] {
+				j++
+				pos++
+			}
+			if j < len(pt.toks) {
+				rest := append(keepReused(parts[:i]), part{toks: pt.toks[j:]})
+				return pos, append(rest, parts[i+1:]...)
+			}
+			continue
+		}
+		n := 0
+		for pos+n < len(s.kv) && s.kv[pos+n].img == pt.key && pt.key != "" && int(s.kv[pos+n].row) == n {
+			n++
+		}
+		if n == 0 || (pos+n < len(s.kv) && s.kv[pos+n].img == pt.key) {
+			return pos, append(keepReused(parts[:i]), parts[i:]...)
+		}
+		pos += n
+		parts[i].reuse = true
+	}
+	return pos, keepReused(parts)
+}
+
+// keepReused are the images of a matched prefix: they are not evaluated,
+// but still reported.
+func keepReused(parts []part) []part {
+	var out []part
+	for _, pt := range parts {
+		if pt.reuse {
+			out = append(out, pt)
+		}
+	}
+	return out
+}
+
+// ensureKV makes the position record usable, clearing a context it cannot
+// describe (after mtmd chunks).
+func (s *Session) ensureKV() {
+	if !s.kvOK {
+		s.reset()
+	}
+}
+
+// dropImages forgets the stats of images no longer in the context.
+func (s *Session) dropImages() {
+	if len(s.images) == 0 {
+		return
+	}
+	held := map[string]bool{}
+	for _, c := range s.kv {
+		if c.img != "" && c.row == 0 {
+			held[c.img] = true
+		}
+	}
+	for k := range s.images {
+		if !held[k] {
+			delete(s.images, k)
+		}
+	}
+}
+
+// Generate produces the answer to the turn Prefill evaluated; once, and
+// only while nothing else has gone into the session since.
+func (r *Reply) Generate(ctx context.Context) (string, error) {
+	s := r.s
+	if err := s.lock(); err != nil {
+		return "", err
+	}
 	defer s.mu.Unlock()
-	answer, err := s.generate(ctx, t, st)
+	if r.done || r.epoch != s.epoch {
+		return "", fmt.Errorf("%w: this reply was already generated, or the session has moved on since its Prefill", ErrOptions)
+	}
+	r.done = true
+	st := &r.Stats
+	answer, err := s.generate(ctx, r)
 	s.history = append(s.history, bridge.ChatMessage{Role: "assistant", Content: answer})
 	s.rendered += answer
-	s.lastEOG = st.StopReason == "eog"
+	s.lastEOG = st.StopReason == StopEOG
 	if s.lastEOG {
-		s.rendered += st.eogText
+		s.rendered += r.eogText
 	}
 	st.KVCells = s.cells()
+	s.epoch++
 	return answer, err
 }
 
@@ -366,30 +621,58 @@ func (s *Session) formatTurn(content string) (add, rendered string, err error) {
 	return cur[n:], cur, nil
 }
 
-func (s *Session) evalSegments(ctx context.Context, segs []segment, st *Stats) error {
+func (s *Session) evalParts(ctx context.Context, parts []part, st *Stats) error {
 	w := s.p.model.NEmbd()
-	for i, sg := range segs {
-		last := i == len(segs)-1
-		if sg.image != nil {
-			rows := sg.image.Embd
+	for i, pt := range parts {
+		if pt.reuse {
+			continue
+		}
+		last := i == len(parts)-1
+		if pt.pr != nil {
+			rows := pt.pr.Embd
 			n := len(rows) / w
+			key := pt.key
+			if key == "" {
+				key = fmt.Sprintf("anonymous:%p", pt.pr) // never matched by Sync
+			}
 			if err := s.decodeBatches(ctx, n, func(off, k int, logits bool) error {
-				return s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits)
+				if err := s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits); err != nil {
+					return err
+				}
+				for r := off; r < off+k; r++ {
+					s.record(cell{img: key, row: int32(r)})
+				}
+				return nil
 			}); err != nil {
 				return fmt.Errorf("image: %w", err)
 			}
+			is := pt.pr.stats()
+			s.images[key] = is
 			st.ImageTokens += n
 			continue
 		}
-		t := sg.toks
+		t := pt.toks
 		if err := s.decodeBatches(ctx, len(t), func(off, k int, logits bool) error {
-			return s.lctx.DecodeTokens(t[off:off+k], s.nPast, last && logits)
+			if err := s.lctx.DecodeTokens(t[off:off+k], s.nPast, last && logits); err != nil {
+				return err
+			}
+			for _, tok := range t[off : off+k] {
+				s.record(cell{tok: tok})
+			}
+			return nil
 		}); err != nil {
 			return fmt.Errorf("prompt: %w", err)
 		}
 		st.TextTokens += len(t)
 	}
 	return nil
+}
+
+// record notes what the next position holds.
+func (s *Session) record(c cell) {
+	if s.kvOK {
+		s.kv = append(s.kv, c)
+	}
 }
 
 // decodeBatches evaluates n inputs in context-batch-sized pieces, each
@@ -407,7 +690,8 @@ func (s *Session) decodeBatches(ctx context.Context, n int, decode func(off, k i
 	return nil
 }
 
-func (s *Session) generate(ctx context.Context, t Turn, st *Stats) (string, error) {
+func (s *Session) generate(ctx context.Context, r *Reply) (string, error) {
+	t, st := r.t, &r.Stats
 	m := s.p.model
 	smp := bridge.NewSampler(bridge.SamplerParams{
 		Temp: t.Gen.Temp, TopK: t.Gen.TopK, TopP: t.Gen.TopP, MinP: t.Gen.MinP,
@@ -443,53 +727,60 @@ func (s *Session) generate(ctx context.Context, t Turn, st *Stats) (string, erro
 		return nil
 	}
 	var firstAt time.Time
-	st.StopReason = "limit"
+	st.StopReason = StopLimit
 	var lastAt time.Time
 	for i := 0; t.Gen.MaxTokens < 0 || i < t.Gen.MaxTokens; i++ {
 		if err := ctx.Err(); err != nil {
 			_ = emit(nil, true)
+			st.StopReason = StopCancelled
 			return out.String(), err
 		}
 		tok := smp.Sample(s.lctx)
 		lastAt = time.Now()
-		st.samples++
 		if i == 0 {
 			firstAt = lastAt
-			st.TTFT = firstAt.Sub(st.start)
+			st.TTFT = firstAt.Sub(r.start)
 		}
 		if m.IsEOG(tok) {
-			st.StopReason = "eog"
-			st.eogText = m.TokenText(tok)
+			st.StopReason = StopEOG
+			r.eogText = m.TokenText(tok)
 			// Keep the end-of-turn token in the cache so the next turn's
 			// template text follows a complete assistant message (a full
 			// context just leaves it out).
 			if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, false) }); err == nil {
 				s.nPast++
+				s.record(cell{tok: tok})
 			}
 			break
 		}
 		st.DecodeTokens++
 		if err := emit(m.TokenPiece(tok), false); err != nil {
+			st.StopReason = StopCancelled
 			return out.String(), err
 		}
 		if s.nPast >= s.lctx.NCtx() {
-			st.StopReason = "context"
+			st.StopReason = StopContext
 			break
 		}
 		if err := s.p.compute(ctx, func() error { return s.lctx.DecodeTokens([]int32{tok}, s.nPast, true) }); err != nil {
-			if errors.Is(err, bridge.ErrContextFull) {
-				st.StopReason = "context"
+			if errors.Is(err, ErrContextFull) {
+				st.StopReason = StopContext
 				break
+			}
+			if ctx.Err() != nil {
+				st.StopReason = StopCancelled
 			}
 			return out.String(), err
 		}
 		s.nPast++
+		s.record(cell{tok: tok})
 	}
 	// Decode speed counts sampled tokens after the first, up to the last
 	// sample: the trailing decode (which keeps the answer in the cache for
 	// the next turn) produces no token.
 	st.Decode = lastAt.Sub(firstAt)
 	if err := emit(nil, true); err != nil {
+		st.StopReason = StopCancelled
 		return out.String(), err
 	}
 	return out.String(), nil

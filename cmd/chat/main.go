@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/internal/fsutil"
 	"github.com/hiprune/hiprune-go/llava"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
@@ -77,23 +76,24 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.Var(&o.images, "image", "image `file` (JPEG, PNG, GIF, WebP); repeat for several")
 	fs.StringVar(&o.prompt, "p", "", "prompt: answer once and exit (else interactive)")
 	fs.StringVar(&o.prompt, "prompt", "", "same as -p")
-	fs.IntVar(&o.nPredict, "n", 256, "max tokens to generate (-1: until end of generation, 0: none)")
-	fs.IntVar(&o.nCtx, "c", 4096, "context size in tokens")
+	d := llava.DefaultGen()
+	fs.IntVar(&o.nPredict, "n", d.MaxTokens, "max tokens to generate (-1: until end of generation, 0: none)")
+	fs.IntVar(&o.nCtx, "c", llava.DefaultNCtx, "context size in tokens")
 	fs.IntVar(&o.threads, "t", 0, "threads (0: all CPUs)")
-	fs.IntVar(&o.nBatch, "b", 512, "batch size for prompt evaluation")
+	fs.IntVar(&o.nBatch, "b", llava.DefaultNBatch, "batch size for prompt evaluation")
 	fs.IntVar(&o.ngl, "ngl", 0, "language-model layers to offload to a GPU (-1: all)")
 	fs.BoolVar(&o.encoderGPU, "encoder-gpu", false, "run the vision encoder on a GPU when one is available")
-	fs.Float64Var(&o.temp, "temp", 0.8, "temperature (0: greedy)")
-	fs.IntVar(&o.topK, "top-k", 40, "top-k sampling (0: off)")
-	fs.Float64Var(&o.topP, "top-p", 0.95, "top-p sampling (1: off)")
-	fs.Float64Var(&o.minP, "min-p", 0.05, "min-p sampling (0: off)")
-	fs.Float64Var(&o.repeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
+	fs.Float64Var(&o.temp, "temp", f64(d.Temp), "temperature (0: greedy)")
+	fs.IntVar(&o.topK, "top-k", d.TopK, "top-k sampling (0: off)")
+	fs.Float64Var(&o.topP, "top-p", f64(d.TopP), "top-p sampling (1: off)")
+	fs.Float64Var(&o.minP, "min-p", f64(d.MinP), "min-p sampling (0: off)")
+	fs.Float64Var(&o.repeatPenalty, "repeat-penalty", f64(d.RepeatPenalty), "repetition penalty (1: off)")
 	fs.Int64Var(&o.seed, "seed", -1, "sampling seed (-1: random)")
 	fs.StringVar(&o.pruneMethod, "prune", "hiprune", "token pruning: hiprune, none, uniform, random")
 	fs.IntVar(&o.keep, "keep", 0, "image tokens to keep per image (N')")
 	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT)")
-	fs.Float64Var(&o.alpha, "alpha", 0.1, "HiPrune anchor fraction, in [0,1]")
-	fs.IntVar(&o.objectLayer, "object-layer", 9, "encoder block (1-based) whose attention picks the anchors")
+	fs.Float64Var(&o.alpha, "alpha", llava.DefaultAlpha, "HiPrune anchor fraction, in [0,1]")
+	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
@@ -119,6 +119,13 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	return o, nil
 }
 
+// f64 widens a float32 default by its shortest decimal form, so that
+// -help shows 0.8, not 0.800000011920929.
+func f64(x float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return v
+}
+
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `chat: ask a LLaVA-style model about images, with HiPrune visual-token pruning.
 Other vision models llama.cpp runs (Gemma 3, Qwen2-VL, SmolVLM, ...) answer unpruned, through llama.cpp's mtmd.
@@ -138,7 +145,7 @@ Flags:
 }
 
 // validate turns flags into pipeline options; every problem is a usage error.
-func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, error) {
+func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, error) {
 	var po llava.Options
 	var g llava.GenOptions
 	if o.model == "" {
@@ -174,11 +181,11 @@ func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, er
 	if o.set["object-layer"] {
 		po.ObjectLayer = o.objectLayer
 	}
-	layout := bridge.LayoutCLSFirst
+	layout := llava.LayoutCLSFirst
 	switch o.layout {
 	case "cls-first":
 	case "llama.cpp", "llamacpp":
-		layout = bridge.LayoutLlamaCpp
+		layout = llava.LayoutLlamaCpp
 	default:
 		return po, g, 0, usagef("--clip-layout %q: want cls-first or llama.cpp", o.layout)
 	}
@@ -200,7 +207,7 @@ func (o *options) validate() (llava.Options, llava.GenOptions, bridge.Layout, er
 	}
 	g = llava.GenOptions{
 		MaxTokens: o.nPredict, Temp: float32(o.temp), TopK: o.topK, TopP: float32(o.topP), MinP: float32(o.minP),
-		RepeatPenalty: float32(o.repeatPenalty), RepeatLastN: 64, Seed: seed,
+		RepeatPenalty: float32(o.repeatPenalty), RepeatLastN: llava.DefaultGen().RepeatLastN, Seed: seed,
 	}
 	if err := g.Validate(); err != nil {
 		return po, g, 0, usageError{err.Error()}
@@ -256,11 +263,11 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	}))
 }
 
-func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOptions, layout bridge.Layout,
+func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOptions, layout llava.Layout,
 	stdin io.Reader, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, o.verbose)
 	slog.SetDefault(log)
-	bridge.SetVerbose(o.verbose)
+	llava.SetVerbose(o.verbose)
 	if len(o.images) > 0 && o.mmproj == "" {
 		return usagef("--image needs --mmproj (the model's vision projector)")
 	}
@@ -403,7 +410,7 @@ func (c *chatter) ask(ctx context.Context, text string, imgs []*llava.Image) err
 	if err != nil {
 		return err
 	}
-	if st.StopReason == "context" {
+	if st.StopReason == llava.StopContext {
 		fmt.Fprintf(c.stderr, "chat: the answer stopped at the end of the %d-token context (/reset starts over; -c sets the size)\n", c.s.NCtx())
 	}
 	if c.o.saveMask != "" {
@@ -540,7 +547,7 @@ func (c *chatter) interactive(ctx context.Context, stdin io.Reader, imgs []*llav
 				}
 				// A turn that fails leaves the session usable.
 				fmt.Fprintf(c.stderr, "chat: %v\n", oneLine(err))
-				if errors.Is(err, bridge.ErrContextFull) {
+				if errors.Is(err, llava.ErrContextFull) {
 					fmt.Fprintln(c.stderr, "chat: /reset starts a new conversation (-c sets the context size)")
 				}
 			}

@@ -2,11 +2,13 @@ package main
 
 // chat serve: an OpenAI-compatible HTTP server over the same pipeline.
 //
-// Each request takes a free session (a slot), resets it and evaluates the
-// whole conversation the client sent (earlier messages with
-// llava.Session.Append, the last user message with Prefill), then
-// generates. Slots are the unit a later prompt cache can key on (reuse the
-// KV prefix a request shares with the slot's previous one).
+// Each request takes a free session (a slot) and brings it to the
+// conversation the client sent: llava.Session.Sync keeps the KV prefix the
+// slot already holds of it (as llama-server's prompt cache does) and
+// evaluates the rest of the earlier messages, then Prefill evaluates the
+// last user message and the answer is generated. Images come from the
+// pipeline's image cache when the same bytes were sent before with the
+// same pruning options, so a conversation about one image encodes it once.
 
 import (
 	"bytes"
@@ -33,7 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/cmd/chat/internal/openai"
 	"github.com/hiprune/hiprune-go/internal/fsutil"
 	"github.com/hiprune/hiprune-go/llava"
@@ -52,6 +53,7 @@ type serveFlags struct {
 	allowURLs       bool
 	urlTimeout      time.Duration
 	alias           string
+	imageCacheMiB   int
 }
 
 func (sf *serveFlags) define(fs *flag.FlagSet) {
@@ -64,6 +66,7 @@ func (sf *serveFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&sf.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled")
 	fs.BoolVar(&sf.allowURLs, "allow-image-urls", false, "fetch http(s) image URLs (off: only data: URIs; the server must not reach arbitrary addresses)")
 	fs.DurationVar(&sf.urlTimeout, "image-url-timeout", 10*time.Second, "time limit of an image URL fetch")
+	fs.IntVar(&sf.imageCacheMiB, "image-cache-mib", 256, "memory for encoded and pruned images, reused when a conversation resends them (0: off)")
 	fs.StringVar(&sf.alias, "alias", "", "model name in /v1/models and responses (default: the -m file's name)")
 }
 
@@ -118,7 +121,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	cfg.log = newLogger(stderr, o.verbose)
 	cfg.stderr = stderr
-	bridge.SetVerbose(o.verbose)
+	llava.SetVerbose(o.verbose)
 	// A missing or unreadable file fails now, not after the port is taken.
 	for _, f := range []struct{ what, path string }{{"model", o.model}, {"mmproj", o.mmproj}} {
 		if f.path == "" {
@@ -195,6 +198,8 @@ func newServerConfig(o *options, sf *serveFlags) (serverConfig, error) {
 		return c, usagef("--max-body-mib %d: want at least 1", sf.maxBodyMiB)
 	case sf.shutdownTimeout < 0:
 		return c, usagef("--shutdown-timeout %s: want 0 or more", sf.shutdownTimeout)
+	case sf.imageCacheMiB < 0:
+		return c, usagef("--image-cache-mib %d: want 0 (off) or more", sf.imageCacheMiB)
 	case sf.urlTimeout <= 0:
 		return c, usagef("--image-url-timeout %s: want more than 0", sf.urlTimeout)
 	}
@@ -208,7 +213,7 @@ func newServerConfig(o *options, sf *serveFlags) (serverConfig, error) {
 	}
 	c = serverConfig{
 		pipeline: llava.Config{Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl,
-			EncoderGPU: o.encoderGPU, Layout: layout, ObjectLayer: po.ObjectLayer},
+			EncoderGPU: o.encoderGPU, Layout: layout, ObjectLayer: po.ObjectLayer, ImageCacheBytes: int64(sf.imageCacheMiB) << 20},
 		session:    llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, Template: o.template},
 		prune:      po,
 		gen:        gen,
@@ -639,7 +644,7 @@ func (s *server) image(ctx context.Context, im *openai.Image) (*llava.Image, *op
 			return nil, openai.Invalid(im.Param, "image_url_fetch_failed", "%s: %v", im.Param, err)
 		}
 	}
-	rgb, err := imageprep.Decode(bytes.NewReader(data), s.cfg.images)
+	img, err := llava.DecodeImage(im.Param, bytes.NewReader(data), s.cfg.images)
 	if err != nil {
 		code := "invalid_image"
 		switch {
@@ -650,7 +655,7 @@ func (s *server) image(ctx context.Context, im *openai.Image) (*llava.Image, *op
 		}
 		return nil, openai.Invalid(im.Param, code, "%s: %v", im.Param, err)
 	}
-	return &llava.Image{RGB: rgb}, nil
+	return img, nil
 }
 
 // fetch gets an image URL (only with --allow-image-urls) within the time
@@ -685,16 +690,14 @@ var errStopSequence = errors.New("stop sequence")
 
 // run evaluates the conversation in sess and answers, streaming or not.
 func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Session, j *job) {
-	sess.Reset()
 	start := time.Now()
-	var prior *llava.Stats
 	earlier, ask := j.msgs[:len(j.msgs)-1], j.msgs[len(j.msgs)-1]
-	if len(earlier) > 0 {
-		var err error
-		if prior, err = sess.Append(ctx, earlier, j.prune); err != nil {
-			s.fail(ctx, w, j, err)
-			return
-		}
+	// The slot keeps what it holds of the conversation (its KV prefix, as
+	// llama-server's prompt cache does) and evaluates the rest.
+	prior, err := sess.Sync(ctx, earlier, j.prune)
+	if err != nil {
+		s.fail(ctx, w, j, err)
+		return
 	}
 	priorTime := time.Since(start)
 	stream := j.req.Stream
@@ -729,13 +732,14 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 			}
 			return nil
 		}}
-	st, err := sess.Prefill(ctx, turn)
+	r, err := sess.Prefill(ctx, turn)
 	if err != nil {
 		s.fail(ctx, w, j, err)
 		return
 	}
+	st := &r.Stats
 	merge(st, prior, priorTime)
-	prompt := st.TextTokens + st.ImageTokens
+	prompt := st.ReusedTokens + st.TextTokens + st.ImageTokens
 	if j.maxTokens > 0 && prompt+j.maxTokens > s.nCtx {
 		s.reject(w, openai.Invalid("max_tokens", "context_length_exceeded",
 			"the messages take %d tokens and max_tokens asks for %d more: past the %d-token context (-c)", prompt, j.maxTokens, s.nCtx))
@@ -747,7 +751,7 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 			return // the client is gone
 		}
 	}
-	_, err = sess.Generate(ctx, turn, st)
+	_, err = r.Generate(ctx)
 	stopped := errors.Is(err, errStopSequence)
 	if gone {
 		s.cfg.log.Info("request cancelled: the client disconnected", "id", j.id)
@@ -763,7 +767,7 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 		}
 	}
 	finish := "length"
-	if stopped || st.StopReason == "eog" {
+	if stopped || st.StopReason == llava.StopEOG {
 		finish = "stop"
 	}
 	usage, timings := s.report(j, st)
@@ -805,6 +809,7 @@ func merge(st, prior *llava.Stats, priorTime time.Duration) {
 		return
 	}
 	st.Images = append(prior.Images, st.Images...)
+	st.ReusedTokens += prior.ReusedTokens
 	st.TextTokens += prior.TextTokens
 	st.ImageTokens += prior.ImageTokens
 	st.Prefill += prior.Prefill
@@ -813,14 +818,26 @@ func merge(st, prior *llava.Stats, priorTime time.Duration) {
 }
 
 func (s *server) report(j *job, st *llava.Stats) (openai.Usage, openai.Timings) {
-	u := openai.Usage{PromptTokens: st.TextTokens + st.ImageTokens, CompletionTokens: st.DecodeTokens}
+	u := openai.Usage{PromptTokens: st.ReusedTokens + st.TextTokens + st.ImageTokens, CompletionTokens: st.DecodeTokens}
+	if st.ReusedTokens > 0 {
+		u.PromptDetails = &openai.PromptDetails{CachedTokens: st.ReusedTokens}
+	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	var enc, sel time.Duration
+	var encoded, cached, reused int
 	for _, is := range st.Images {
 		u.ImageTokensBefore += is.TokensBefore
 		u.ImageTokensAfter += is.TokensAfter
 		enc += is.Encode + is.Preprocess
 		sel += is.Select
+		switch {
+		case is.Reused:
+			reused++
+		case is.Cached:
+			cached++
+		default:
+			encoded++
+		}
 	}
 	method := string(j.prune.Method)
 	if method == "" {
@@ -831,8 +848,9 @@ func (s *server) report(j *job, st *llava.Stats) (openai.Usage, openai.Timings) 
 		Prune: method, ImageTokensBefore: u.ImageTokensBefore, ImageTokensAfter: u.ImageTokensAfter,
 		EncodeMS: msf(enc), SelectMS: msf(sel), PrefillMS: msf(st.Prefill), TTFTMS: msf(st.TTFT),
 		DecodeTPS: math.Round(st.DecodeTPS()*10) / 10, DecodeTokens: st.DecodeTokens, KVCells: st.KVCells,
-		TextTokens: st.TextTokens, Stop: st.StopReason,
-		PromptN: u.PromptTokens, PromptMS: msf(st.Prefill), PredictedN: st.DecodeTokens, PredictedMS: msf(st.Decode),
+		TextTokens: st.TextTokens, Stop: string(st.StopReason),
+		ImagesEncoded: encoded, ImagesCached: cached, ImagesReused: reused, CacheN: st.ReusedTokens,
+		PromptN: st.TextTokens + st.ImageTokens, PromptMS: msf(st.Prefill), PredictedN: st.DecodeTokens, PredictedMS: msf(st.Decode),
 		PredictedPerSecond: math.Round(st.DecodeTPS()*10) / 10,
 	}
 	return u, t
@@ -854,7 +872,7 @@ func (s *server) fail(ctx context.Context, w http.ResponseWriter, j *job, err er
 	case ctx.Err() != nil:
 		s.cfg.log.Info("request cancelled: the client disconnected", "id", j.id)
 		return
-	case errors.Is(err, bridge.ErrContextFull):
+	case errors.Is(err, llava.ErrContextFull):
 		e = openai.Invalid("messages", "context_length_exceeded", "%s (the server's -c sets the context)", oneLine(err))
 	case errors.Is(err, llava.ErrNoVision):
 		e = openai.Invalid("messages", "images_not_supported", "%s: this model takes no images", oneLine(err))

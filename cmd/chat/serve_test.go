@@ -254,11 +254,19 @@ func checkCounts(t *testing.T, u openai.Usage, tm *openai.Timings, finish string
 	t.Helper()
 	require.NotNil(t, tm)
 	assert.Equal(t, u.PromptTokens+u.CompletionTokens, u.TotalTokens)
-	assert.Equal(t, tm.TextTokens+u.ImageTokensAfter, u.PromptTokens)
+	if tm.ImagesReused == 0 {
+		assert.Equal(t, tm.CacheN+tm.TextTokens+u.ImageTokensAfter, u.PromptTokens)
+	}
 	assert.Equal(t, u.ImageTokensBefore, tm.ImageTokensBefore)
 	assert.Equal(t, u.ImageTokensAfter, tm.ImageTokensAfter)
 	assert.Equal(t, u.CompletionTokens, tm.DecodeTokens)
-	assert.Equal(t, u.PromptTokens, tm.PromptN)
+	assert.Equal(t, u.PromptTokens, tm.CacheN+tm.PromptN, "prompt tokens are the reused and the evaluated ones")
+	if tm.CacheN > 0 {
+		require.NotNil(t, u.PromptDetails)
+		assert.Equal(t, tm.CacheN, u.PromptDetails.CachedTokens)
+	} else {
+		assert.Nil(t, u.PromptDetails)
+	}
 	cells := u.PromptTokens + u.CompletionTokens
 	if tm.Stop == "eog" {
 		cells++
@@ -270,8 +278,10 @@ func checkCounts(t *testing.T, u openai.Usage, tm *openai.Timings, finish string
 	case "limit", "context":
 		assert.Equal(t, "length", finish)
 	}
-	if u.ImageTokensBefore > 0 {
+	if tm.ImagesEncoded > 0 {
 		assert.Positive(t, tm.EncodeMS)
+	} else {
+		assert.Zero(t, tm.EncodeMS, "no image encoded, no encode time")
 	}
 	assert.Positive(t, tm.TTFTMS)
 }
@@ -343,6 +353,71 @@ func TestServeChat(t *testing.T) {
 	assert.Equal(t, 32, usage.ImageTokensAfter, "the server's --keep")
 	checkCounts(t, *usage, last.Timings, *last.Choices[0].FinishReason)
 	assert.Greater(t, last.Timings.TextTokens, c.Timings.TextTokens, "the whole conversation's text is in the prompt")
+}
+
+// A conversation resent with one more turn (as OpenAI clients do) runs the
+// encoder once for its image and evaluates only the new turn: the slot
+// keeps its KV prefix and the image cache its pruned rows. The answer is
+// the one a server without reuse gives.
+func TestServeReusesConversation(t *testing.T) {
+	cfg, _ := serveConfig(t, "--keep", "32", "--parallel", "2")
+	url := startServer(t, cfg)
+	noCache, _ := serveConfig(t, "--keep", "32", "--image-cache-mib", "0")
+	plain := startServer(t, noCache)
+
+	img := dataURI("image/png", imagePNG(t, 8))
+	first := []any{userMsg(textPart("Look at this."), imagePart(img))}
+	c1 := completion(t, post(t, url, map[string]any{"messages": first, "max_tokens": 6}))
+	checkCounts(t, c1.Usage, c1.Timings, c1.Choices[0].FinishReason)
+	assert.Equal(t, 1, c1.Timings.ImagesEncoded)
+	assert.Zero(t, c1.Timings.CacheN)
+
+	conv := append(first, map[string]any{"role": "assistant", "content": c1.Choices[0].Message.Content},
+		map[string]any{"role": "user", "content": "And the colours?"})
+	req := map[string]any{"messages": conv, "max_tokens": 6}
+	c2 := completion(t, post(t, url, req))
+	checkCounts(t, c2.Usage, c2.Timings, c2.Choices[0].FinishReason)
+	tm := c2.Timings
+	assert.Zero(t, tm.ImagesEncoded, "turn 2 does not run the encoder")
+	assert.Equal(t, 1, tm.ImagesReused, "the image stays in the slot's context")
+	assert.Zero(t, tm.EncodeMS)
+	assert.Greater(t, tm.CacheN, 32, "the prefix through the image is reused")
+	assert.Less(t, tm.PromptN, c1.Timings.PromptN, "only the new turn is evaluated")
+	assert.Equal(t, 32, c2.Usage.ImageTokensAfter, "usage still counts the conversation's image")
+
+	// The same conversation on a server without reuse: same greedy answer,
+	// same prompt size, all of it evaluated.
+	want := completion(t, post(t, plain, req))
+	assert.Equal(t, want.Choices[0].Message.Content, c2.Choices[0].Message.Content)
+	assert.Equal(t, want.Usage.PromptTokens, c2.Usage.PromptTokens)
+	assert.Equal(t, 1, want.Timings.ImagesEncoded)
+	assert.Zero(t, want.Timings.CacheN)
+
+	// A conversation that differs from the start (a system message first)
+	// keeps nothing of the slot's context, but the image comes from the
+	// cache, not the encoder.
+	sys := append([]any{map[string]any{"role": "system", "content": "Be brief."}}, conv...)
+	c3 := completion(t, post(t, url, map[string]any{"messages": sys, "max_tokens": 6}))
+	checkCounts(t, c3.Usage, c3.Timings, c3.Choices[0].FinishReason)
+	assert.Zero(t, c3.Timings.ImagesEncoded)
+	assert.Equal(t, 1, c3.Timings.ImagesCached)
+
+	// Requests at once, on both slots: still no encode.
+	var wg sync.WaitGroup
+	got := make([]openai.Completion, 2)
+	for i := range got {
+		wg.Go(func() { got[i] = completion(t, post(t, url, req)) })
+	}
+	wg.Wait()
+	encoded, cached, reused := 0, 0, 0
+	for _, c := range got {
+		assert.Equal(t, c2.Choices[0].Message.Content, c.Choices[0].Message.Content)
+		encoded += c.Timings.ImagesEncoded
+		cached += c.Timings.ImagesCached
+		reused += c.Timings.ImagesReused
+	}
+	assert.Zero(t, encoded, "the image was encoded once, in turn 1")
+	assert.Equal(t, 2, cached+reused)
 }
 
 // Text-only requests: seeds, stop sequences, defaults, roles.

@@ -605,13 +605,13 @@ func Answers(ctx context.Context, cfg Config, n int) ([]Answer, error) {
 			sess.Reset()
 			turn := llava.Turn{Text: qa.Question, Prepared: []*llava.Pruned{pr}, Prune: none,
 				Gen: llava.GenOptions{MaxTokens: maxAnswer}}
-			st, err := sess.Prefill(ctx, turn)
+			r, err := sess.Prefill(ctx, turn)
 			if err != nil {
 				return nil, err
 			}
 			a := Answer{Index: sc, Question: qa.Question}
 			a.Top, a.Logit, a.Second, a.Logit2 = top2(sess.Context().Logits())
-			ans, err := sess.Generate(ctx, turn, st)
+			ans, err := r.Generate(ctx)
 			if err != nil {
 				return nil, err
 			}

@@ -10,6 +10,14 @@ type Usage struct {
 	TotalTokens       int `json:"total_tokens"`
 	ImageTokensBefore int `json:"image_tokens_before"`
 	ImageTokensAfter  int `json:"image_tokens_after"`
+	// PromptDetails counts the prompt tokens a request did not evaluate
+	// because the slot's context already held them, as OpenAI reports them.
+	PromptDetails *PromptDetails `json:"prompt_tokens_details,omitempty"`
+}
+
+// PromptDetails is OpenAI's usage.prompt_tokens_details.
+type PromptDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 // Timings are the CLI's --timings line as an object, plus llama-server's
@@ -27,6 +35,15 @@ type Timings struct {
 	KVCells           int     `json:"kv_cells"`
 	TextTokens        int     `json:"text_tokens"`
 	Stop              string  `json:"stop"`
+	// ImagesEncoded ran the vision encoder; ImagesCached came from the
+	// image cache; ImagesReused were already in the slot's context.
+	ImagesEncoded int `json:"images_encoded"`
+	ImagesCached  int `json:"images_cached"`
+	ImagesReused  int `json:"images_reused"`
+
+	// llama-server's names: prompt_n counts the prompt tokens evaluated,
+	// cache_n those reused from the slot's context.
+	CacheN int `json:"cache_n"`
 
 	PromptN            int     `json:"prompt_n"`
 	PromptMS           float64 `json:"prompt_ms"`
