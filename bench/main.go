@@ -48,6 +48,7 @@ import (
 const defaultQuestion = "What is in this picture? Describe the shapes, their colours and where they are."
 
 type options struct {
+	turn2Only bool
 	model     string
 	runs      int
 	encRuns   int
@@ -102,6 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.imgW, "width", 640, "sample image width")
 	fs.IntVar(&o.imgH, "height", 480, "sample image height")
 	fs.Uint64Var(&o.seed, "seed", 1, "sample image seed")
+	fs.BoolVar(&o.turn2Only, "turn2-only", false, "measure only turn 2 of a resent conversation (none and hiprune-64), no JSON")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging: llama.cpp's logs and each run's answer")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -202,15 +204,16 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer b.close()
 
-	enc, err := b.encoderComparison(ctx)
-	if err != nil {
-		return err
+	var enc encoderResult
+	var rows []rowSamples
+	if !o.turn2Only {
+		if enc, err = b.encoderComparison(ctx); err != nil {
+			return err
+		}
+		if rows, err = b.endToEnd(ctx); err != nil {
+			return err
+		}
 	}
-	rows, err := b.endToEnd(ctx)
-	if err != nil {
-		return err
-	}
-
 	var resend []Resend
 	if !o.next {
 		names := []string{"none"}
@@ -224,6 +227,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	rep := buildReport(o, b.textTokens, enc, rows)
 	rep.Resend = resend
+	if o.turn2Only {
+		rep.print(os.Stdout)
+		return nil
+	}
 	rep.PeakRSSMiB = peakRSSMiB()
 	rep.WallS = time.Since(began).Seconds()
 	rep.print(os.Stdout)

@@ -229,27 +229,12 @@ func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
 func (rep *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmodel %s on %s, %d threads, n_ctx %d, n_batch %d, %d text tokens, %d runs each (medians), peak RSS %.0f MiB\n\n",
 		rep.Model, rep.CPU, rep.Threads, rep.NCtx, rep.NBatch, rep.TextTokens, rep.Runs, rep.PeakRSSMiB)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "config\timage tok\tpreproc ms\tencode ms\tselect ms\tprefill ms\tttft ms\tdecode tok/s\tkv MiB\tttft vs mtmd\t")
-	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t%.2f\t%.3f\t\n", r.Config, r.ImageTokens, r.PreprocessMS,
-			r.EncodeMS, r.SelectMS, r.PrefillMS, r.TTFTMS, r.DecodeTPS, r.KVImageMiB, r.TTFTRatio)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nencoder (%d alternated runs each): ours %.0f ms, llama.cpp clip %.0f ms, ratio %.3f (target <= 1.05: %s)\n",
-		rep.EncRuns, rep.EncoderOursMS, rep.EncoderLlamaCppMS, rep.EncoderRatio, okStr(rep.EncoderRatio <= 1.05))
-	if len(rep.Floors) > 0 {
-		fmt.Fprintln(w, "\nfloor = mtmd encode + our prefill of N' image tokens and the text:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "config\tfloor ms\tfloor vs mtmd ttft\tttft ms\tttft vs floor\t")
-		for _, f := range rep.Floors {
-			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.3f\t\n", f.Config, f.FloorMS, f.FloorRatio, f.TTFTMS, f.TTFTRatio)
-		}
-		tw.Flush()
+	if len(rep.Rows) > 0 {
+		rep.printRows(w)
 	}
 	if len(rep.Resend) > 0 {
 		fmt.Fprintln(w, "\nturn 2, the conversation resent whole (time to first token):")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "config\tturn 1 ms\tturn 2 from scratch ms\tturn 2 reusing ms\tvs turn 1\treused tok\tevaluated tok\tturn-2 encodes\t")
 		for _, r := range rep.Resend {
 			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%d\t%d\t%d\t\n", r.Config, r.Turn1TTFTMS, r.FreshTTFTMS, r.ReuseTTFTMS,
@@ -268,6 +253,28 @@ func (rep *Report) print(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// printRows prints the configurations, the encoder comparison and the floors.
+func (rep *Report) printRows(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\timage tok\tpreproc ms\tencode ms\tselect ms\tprefill ms\tttft ms\tdecode tok/s\tkv MiB\tttft vs mtmd\t")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t%.2f\t%.3f\t\n", r.Config, r.ImageTokens, r.PreprocessMS,
+			r.EncodeMS, r.SelectMS, r.PrefillMS, r.TTFTMS, r.DecodeTPS, r.KVImageMiB, r.TTFTRatio)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nencoder (%d alternated runs each): ours %.0f ms, llama.cpp clip %.0f ms, ratio %.3f (target <= 1.05: %s)\n",
+		rep.EncRuns, rep.EncoderOursMS, rep.EncoderLlamaCppMS, rep.EncoderRatio, okStr(rep.EncoderRatio <= 1.05))
+	if len(rep.Floors) > 0 {
+		fmt.Fprintln(w, "\nfloor = mtmd encode + our prefill of N' image tokens and the text:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "config\tfloor ms\tfloor vs mtmd ttft\tttft ms\tttft vs floor\t")
+		for _, f := range rep.Floors {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.3f\t\n", f.Config, f.FloorMS, f.FloorRatio, f.TTFTMS, f.TTFTRatio)
+		}
+		tw.Flush()
+	}
 }
 
 func okStr(ok bool) string {

@@ -19,6 +19,14 @@ const (
 	MethodRandom  Method = "random"  // seeded random tokens (baseline)
 )
 
+func validMethod(m Method) bool {
+	switch m {
+	case MethodHiPrune, MethodNone, MethodUniform, MethodRandom:
+		return true
+	}
+	return false
+}
+
 // ParseMethod accepts the CLI spellings.
 func ParseMethod(s string) (Method, error) {
 	switch m := Method(strings.ToLower(strings.TrimSpace(s))); m {
@@ -36,6 +44,21 @@ const DefaultKeepRatio = 1.0 / 3.0
 
 // ErrOptions marks invalid pruning or generation options.
 var ErrOptions = errors.New("invalid option")
+
+// OptionError is one option out of its range, as Options.Validate and
+// GenOptions.Validate report it. errors.Is(err, ErrOptions) holds.
+type OptionError struct {
+	Option string // the option's name, spelled as the chat command's flag: "keep-ratio", "temp"
+	Value  any    // the value given
+	Want   string // what is accepted
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%v: %s %v: %s", ErrOptions, e.Option, e.Value, e.Want)
+}
+
+// Is makes an OptionError match ErrOptions.
+func (e *OptionError) Is(target error) bool { return target == ErrOptions }
 
 // Options control pruning. The zero value is HiPrune with the default
 // budget, alpha and object layer.
@@ -65,23 +88,19 @@ func (o Options) method() Method {
 
 // Validate checks the options without knowing the image.
 func (o Options) Validate() error {
-	if _, err := ParseMethod(string(o.method())); err != nil {
-		return err
-	}
-	if o.Keep < 0 {
-		return fmt.Errorf("%w: keep %d must be >= 1", ErrOptions, o.Keep)
-	}
-	if o.Keep != 0 && o.KeepRatio != 0 {
-		return fmt.Errorf("%w: give keep (%d) or keep-ratio (%g), not both", ErrOptions, o.Keep, o.KeepRatio)
-	}
-	if o.KeepRatio != 0 && !(o.KeepRatio > 0 && o.KeepRatio <= 1) {
-		return fmt.Errorf("%w: keep-ratio %g must be in (0, 1]", ErrOptions, o.KeepRatio)
-	}
-	if math.IsNaN(o.Alpha) || o.Alpha < 0 || o.Alpha > 1 {
-		return fmt.Errorf("%w: alpha %g must be in [0, 1]", ErrOptions, o.Alpha)
-	}
-	if o.ObjectLayer < 0 {
-		return fmt.Errorf("%w: object layer %d must be >= 1", ErrOptions, o.ObjectLayer)
+	switch {
+	case !validMethod(o.method()):
+		return &OptionError{"prune", o.Method, "want hiprune, none, uniform or random"}
+	case o.Keep < 0:
+		return &OptionError{"keep", o.Keep, "must be at least 1"}
+	case o.Keep != 0 && o.KeepRatio != 0:
+		return &OptionError{"keep", o.Keep, fmt.Sprintf("give keep or keep-ratio (%g), not both", o.KeepRatio)}
+	case o.KeepRatio != 0 && !(o.KeepRatio > 0 && o.KeepRatio <= 1):
+		return &OptionError{"keep-ratio", o.KeepRatio, "must be in (0, 1]"}
+	case math.IsNaN(o.Alpha) || o.Alpha < 0 || o.Alpha > 1:
+		return &OptionError{"alpha", o.Alpha, "must be in [0, 1]"}
+	case o.ObjectLayer < 0:
+		return &OptionError{"object-layer", o.ObjectLayer, "must be at least 1 (0: the default)"}
 	}
 	return nil
 }
@@ -137,15 +156,15 @@ func (g GenOptions) Validate() error {
 	finite := func(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
 	switch {
 	case !finite(g.Temp) || g.Temp < 0:
-		return fmt.Errorf("%w: temperature %g must be a finite number >= 0", ErrOptions, g.Temp)
+		return &OptionError{"temp", g.Temp, "must be a finite number >= 0"}
 	case !(g.TopP >= 0 && g.TopP <= 1):
-		return fmt.Errorf("%w: top-p %g must be in [0, 1]", ErrOptions, g.TopP)
+		return &OptionError{"top-p", g.TopP, "must be in [0, 1]"}
 	case !(g.MinP >= 0 && g.MinP <= 1):
-		return fmt.Errorf("%w: min-p %g must be in [0, 1]", ErrOptions, g.MinP)
+		return &OptionError{"min-p", g.MinP, "must be in [0, 1]"}
 	case !finite(g.RepeatPenalty) || g.RepeatPenalty < 0:
-		return fmt.Errorf("%w: repeat penalty %g must be a finite number >= 0", ErrOptions, g.RepeatPenalty)
+		return &OptionError{"repeat-penalty", g.RepeatPenalty, "must be a finite number >= 0"}
 	case g.RepeatLastN < -1:
-		return fmt.Errorf("%w: repeat-last-n %d must be >= -1 (-1: the whole context)", ErrOptions, g.RepeatLastN)
+		return &OptionError{"repeat-last-n", g.RepeatLastN, "must be >= -1 (-1: the whole context)"}
 	}
 	return nil
 }

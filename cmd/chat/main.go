@@ -159,27 +159,32 @@ func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, err
 	if o.set["keep"] && o.set["keep-ratio"] {
 		return po, g, 0, usagef("--keep and --keep-ratio are exclusive")
 	}
-	if o.set["keep"] {
-		if o.keep < 1 {
-			return po, g, 0, usagef("--keep %d: must be at least 1", o.keep)
+	// In the library 0 means "the default"; given as a flag it is a mistake.
+	for _, z := range []struct {
+		flag string
+		zero bool
+		want string
+	}{
+		{"keep", o.keep == 0, "must be at least 1"},
+		{"keep-ratio", o.keepRatio == 0, "must be in (0, 1]"},
+		{"object-layer", o.objectLayer == 0, "must be at least 1"},
+	} {
+		if o.set[z.flag] && z.zero {
+			return po, g, 0, usagef("--%s 0: %s", z.flag, z.want)
 		}
+	}
+	if o.set["keep"] {
 		po.Keep = o.keep
 	}
 	if o.set["keep-ratio"] {
-		if !(o.keepRatio > 0 && o.keepRatio <= 1) {
-			return po, g, 0, usagef("--keep-ratio %g: must be in (0, 1]", o.keepRatio)
-		}
 		po.KeepRatio = o.keepRatio
-	}
-	if !(o.alpha >= 0 && o.alpha <= 1) {
-		return po, g, 0, usagef("--alpha %g: must be in [0, 1]", o.alpha)
-	}
-	po.Alpha = o.alpha
-	if o.objectLayer < 1 {
-		return po, g, 0, usagef("--object-layer %d: must be at least 1", o.objectLayer)
 	}
 	if o.set["object-layer"] {
 		po.ObjectLayer = o.objectLayer
+	}
+	po.Alpha = o.alpha
+	if err := po.Validate(); err != nil {
+		return po, g, 0, flagError(err)
 	}
 	layout := llava.LayoutCLSFirst
 	switch o.layout {
@@ -210,10 +215,19 @@ func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, err
 		RepeatPenalty: float32(o.repeatPenalty), RepeatLastN: llava.DefaultGen().RepeatLastN, Seed: seed,
 	}
 	if err := g.Validate(); err != nil {
-		return po, g, 0, usageError{err.Error()}
+		return po, g, 0, flagError(err)
 	}
 	po.Seed = uint64(seed)
 	return po, g, layout, nil
+}
+
+// flagError words a library option error as the flag that set it.
+func flagError(err error) error {
+	var oe *llava.OptionError
+	if !errors.As(err, &oe) {
+		return usageError{err.Error()}
+	}
+	return usagef("--%s %v: %s", oe.Option, oe.Value, oe.Want)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

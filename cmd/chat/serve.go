@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -337,7 +338,8 @@ func (s *server) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q := &slotQueue{free: make(chan *llava.Session, s.cfg.parallel), maxWait: s.cfg.queue, total: s.cfg.parallel}
+	q := &slotQueue{free: make(chan *llava.Session, s.cfg.parallel), maxWait: s.cfg.queue, total: s.cfg.parallel,
+		held: map[*llava.Session][]string{}}
 	for range s.cfg.parallel {
 		sess, err := p.NewSession(s.cfg.session)
 		if err != nil {
@@ -449,6 +451,7 @@ func (s *server) models(w http.ResponseWriter, r *http.Request) {
 // job is one request, converted for the pipeline.
 type job struct {
 	id        string
+	prints    []string // fingerprints of the messages, for slot affinity
 	req       *openai.Request
 	msgs      []llava.Message // the last is the user message to answer
 	images    []pendingImage  // decoded into msgs once the job has a session
@@ -504,7 +507,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, apiErr)
 		return
 	}
-	sess, err := s.slots.acquire(ctx)
+	sess, err := s.slots.acquire(ctx, j.prints)
 	switch {
 	case errors.Is(err, errBusy):
 		e := openai.Errorf(http.StatusServiceUnavailable, openai.TypeUnavailable, "", "server_busy",
@@ -608,10 +611,10 @@ func (s *server) prepare(req *openai.Request) (*job, *openai.Error) {
 		j.prune.ObjectLayer = *h.ObjectLayer
 	}
 	if err := j.prune.Validate(); err != nil {
-		return nil, openai.Invalid("hiprune", "invalid_value", "hiprune: %v", err)
+		return nil, requestOptionError(err)
 	}
 	if err := j.gen.Validate(); err != nil {
-		return nil, openai.Invalid("", "invalid_value", "%v", err)
+		return nil, requestOptionError(err)
 	}
 	msgs := make([]llava.Message, len(req.Messages))
 	for i, m := range req.Messages {
@@ -632,7 +635,63 @@ func (s *server) prepare(req *openai.Request) (*job, *openai.Error) {
 		msgs[i].Text = strings.Join(text, "\n")
 	}
 	j.msgs = msgs
+	j.prints = fingerprints(req.Messages)
 	return j, nil
+}
+
+// fingerprints identify each message (role, text, image bytes or URL), so
+// that a request can be sent to the slot already holding the longest
+// prefix of its conversation.
+func fingerprints(msgs []openai.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		h := sha256.New()
+		io.WriteString(h, m.Role)
+		for _, p := range m.Parts {
+			h.Write([]byte{0})
+			if p.Image == nil {
+				io.WriteString(h, p.Text)
+				continue
+			}
+			h.Write(p.Image.Data)
+			io.WriteString(h, p.Image.URL)
+		}
+		out[i] = string(h.Sum(nil))
+	}
+	return out
+}
+
+// answerPrint is the fingerprint of an assistant answer, as a later
+// request resends it.
+func answerPrint(text string) string {
+	return fingerprints([]openai.Message{{Role: "assistant", Parts: []openai.Part{{Text: text}}}})[0]
+}
+
+// sharedPrefix counts the leading fingerprints a and b have in common.
+func sharedPrefix(a, b []string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// requestFields are the request fields that set each library option.
+var requestFields = map[string]string{
+	"prune": "hiprune.method", "keep": "hiprune.keep", "keep-ratio": "hiprune.keep_ratio", "alpha": "hiprune.alpha",
+	"object-layer": "hiprune.object_layer", "temp": "temperature", "top-p": "top_p",
+}
+
+// requestOptionError names the request field of an option out of range
+// (a server flag's default is checked when the server starts).
+func requestOptionError(err error) *openai.Error {
+	var oe *llava.OptionError
+	if errors.As(err, &oe) {
+		if f, ok := requestFields[oe.Option]; ok {
+			return openai.Invalid(f, "invalid_value", "%s = %v: %s", f, oe.Value, oe.Want)
+		}
+	}
+	return openai.Invalid("", "invalid_value", "%v", err)
 }
 
 // image decodes an image part, fetching it first if it is a URL.
@@ -691,6 +750,7 @@ var errStopSequence = errors.New("stop sequence")
 // run evaluates the conversation in sess and answers, streaming or not.
 func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Session, j *job) {
 	start := time.Now()
+	s.slots.remember(sess, nil) // until this request's conversation is in it
 	earlier, ask := j.msgs[:len(j.msgs)-1], j.msgs[len(j.msgs)-1]
 	// The slot keeps what it holds of the conversation (its KV prefix, as
 	// llama-server's prompt cache does) and evaluates the rest.
@@ -753,6 +813,9 @@ func (s *server) run(ctx context.Context, w http.ResponseWriter, sess *llava.Ses
 	}
 	_, err = r.Generate(ctx)
 	stopped := errors.Is(err, errStopSequence)
+	if err == nil || stopped {
+		s.slots.remember(sess, append(j.prints[:len(j.prints):len(j.prints)], answerPrint(answer.String())))
+	}
 	if gone {
 		s.cfg.log.Info("request cancelled: the client disconnected", "id", j.id)
 		return
@@ -934,19 +997,37 @@ var errBusy = errors.New("server busy")
 // bounded queue, or is refused.
 type slotQueue struct {
 	free    chan *llava.Session
+	held    map[*llava.Session][]string // each session's last conversation (fingerprints), under mu
 	mu      sync.Mutex
 	waiting int
 	maxWait int
 	total   int
 }
 
-func (q *slotQueue) acquire(ctx context.Context) (*llava.Session, error) {
-	select {
-	case s := <-q.free:
-		return s, nil
-	default:
-	}
+// acquire takes an idle session, the one whose last conversation shares
+// the most leading messages with prints when several are idle (as
+// llama-server picks the slot by prompt similarity), or waits for one.
+func (q *slotQueue) acquire(ctx context.Context, prints []string) (*llava.Session, error) {
 	q.mu.Lock()
+	var idle []*llava.Session
+	for len(q.free) > 0 {
+		idle = append(idle, <-q.free)
+	}
+	if len(idle) > 0 {
+		best := 0
+		for i, s := range idle {
+			if sharedPrefix(q.held[s], prints) > sharedPrefix(q.held[idle[best]], prints) {
+				best = i
+			}
+		}
+		for i, s := range idle {
+			if i != best {
+				q.free <- s // room: the channel holds every session
+			}
+		}
+		q.mu.Unlock()
+		return idle[best], nil
+	}
 	if q.waiting >= q.maxWait {
 		q.mu.Unlock()
 		return nil, errBusy
@@ -964,6 +1045,13 @@ func (q *slotQueue) acquire(ctx context.Context) (*llava.Session, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// remember records what a session's context holds now, for acquire.
+func (q *slotQueue) remember(s *llava.Session, prints []string) {
+	q.mu.Lock()
+	q.held[s] = prints
+	q.mu.Unlock()
 }
 
 func (q *slotQueue) release(s *llava.Session) { q.free <- s }
