@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -35,7 +36,8 @@ type Session struct {
 	p        *Pipeline
 	lctx     *bridge.Context
 	mu       sync.Mutex
-	closed   bool
+	closed   atomic.Bool // set under mu; read without it by the accessors
+	nCtx     int
 	nPast    int
 	history  []bridge.ChatMessage
 	template string // "" means the LLaVA-1.5 format
@@ -76,7 +78,7 @@ func (p *Pipeline) NewSession(sc SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{p: p, lctx: lctx, kvOK: true, images: map[string]ImageStats{}}
+	s := &Session{p: p, lctx: lctx, nCtx: lctx.NCtx(), kvOK: true, images: map[string]ImageStats{}}
 	switch sc.Template {
 	case "llava":
 		s.template = ""
@@ -102,8 +104,8 @@ func (p *Pipeline) NewSession(sc SessionConfig) (*Session, error) {
 func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
+	if !s.closed.Load() {
+		s.closed.Store(true)
 		s.lctx.Close()
 		s.p.untrack(s)
 	}
@@ -113,7 +115,7 @@ func (s *Session) Close() error {
 // lock takes the session for one call, or says it is closed.
 func (s *Session) lock() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		return fmt.Errorf("session: %w", ErrClosed)
 	}
@@ -123,9 +125,7 @@ func (s *Session) lock() error {
 // Context exposes the llama.cpp context, for tests and benchmarks; nil
 // once the session is closed.
 func (s *Session) Context() *bridge.Context {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return nil
 	}
 	return s.lctx
@@ -134,11 +134,10 @@ func (s *Session) Context() *bridge.Context {
 // NCtx is the context length in tokens (0 once closed). llama.cpp may
 // round the requested SessionConfig.NCtx up (to a multiple of 256).
 func (s *Session) NCtx() int {
-	if err := s.lock(); err != nil {
+	if s.closed.Load() {
 		return 0
 	}
-	defer s.mu.Unlock()
-	return s.lctx.NCtx()
+	return s.nCtx
 }
 
 // Reset forgets the conversation.
@@ -172,7 +171,9 @@ func (s *Session) trim(n int) {
 	}
 }
 
-// Positions is the number of positions the conversation occupies.
+// Positions is the number of positions the conversation occupies. It
+// waits for a call in progress, so it must not be called from that call's
+// OnToken or OnImage.
 func (s *Session) Positions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,6 +192,8 @@ type Turn struct {
 	Gen      GenOptions
 	// OnToken receives the answer as it is generated, in whole UTF-8
 	// characters; returning an error stops generation with that error.
+	// It runs inside the session's call: it must not call the session's
+	// methods that wait for it (all but NCtx and Context).
 	OnToken func(piece string) error
 	// OnImage is told when each image has been encoded and pruned.
 	OnImage func(ImageStats)
