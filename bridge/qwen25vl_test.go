@@ -10,6 +10,7 @@ import (
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
+	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
 
 // llama.cpp's mtmd loads the generated Qwen2.5-VL pair and runs it: images
@@ -65,5 +66,38 @@ func TestQwen25VLThroughMtmd(t *testing.T) {
 	assert.Equal(t, 130, tm.ImageTokens+tm.TextTokens)
 	for _, v := range ctx.Logits() {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "logit %v", v)
+	}
+}
+
+// Go's smart resize and preprocessing against clip_image_preprocess, on
+// sizes that take each branch (aligned, rounded, grown to the minimum,
+// shrunk to the maximum, extreme aspect ratios).
+func TestPreprocessDynamicMatchesLlamaCpp(t *testing.T) {
+	_, mm := fixture.Qwen25VL(t)
+	clip, err := bridge.OpenClip(mm, false, -1)
+	require.NoError(t, err)
+	defer clip.Close()
+	c := testmodel.TinyQwen25VL()
+	lo, hi := imageprep.QwenPixelLimits(c.PatchSize, 2, imageprep.QwenMinTokens, imageprep.QwenMaxTokens)
+	p := imageprep.DynamicParams{PatchSize: c.PatchSize, Merge: 2, MinPixels: lo, MaxPixels: hi, Mean: c.Mean, Std: c.Std}
+	sizes := [][2]int{{560, 560}, {300, 200}, {200, 300}, {1, 1}, {17, 33}, {42, 100}, {1000, 10}, {10, 1000},
+		{559, 561}, {4000, 3000}, {1920, 1080}, {3000, 40}}
+	for i, sz := range sizes {
+		rgb := fixture.Image(t, sz[0], sz[1], uint64(i+1))
+		views, err := clip.Preprocess(rgb)
+		require.NoError(t, err)
+		require.Len(t, views, 1)
+		want := views[0]
+		got, err := imageprep.PreprocessDynamic(rgb, p)
+		require.NoError(t, err)
+		require.Equal(t, [2]int{want.W, want.H}, [2]int{got.W, got.H}, "size of %dx%d", sz[0], sz[1])
+		diff := 0
+		for j := range got.Pix {
+			if got.Pix[j] != want.Pix[j] {
+				diff++
+			}
+		}
+		t.Logf("%dx%d -> %dx%d: %d of %d values differ", sz[0], sz[1], got.W, got.H, diff, len(got.Pix))
+		assert.Zero(t, diff, "%dx%d", sz[0], sz[1])
 	}
 }
