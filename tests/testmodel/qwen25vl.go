@@ -71,6 +71,15 @@ func TinyQwen25VL() ClipSpec {
 		UseSiLU: true, Projector: ProjectorQwen25VL, WAPattern: 2, WindowSize: QwenWindow}
 }
 
+// MidQwen25VL has Qwen2.5-VL-3B's vision widths (1280, 16 heads of 80,
+// FFN 3420) but 2 blocks (a window block, then a full one), F16, merging
+// to projDim.
+func MidQwen25VL(projDim int) ClipSpec {
+	c := Qwen25VL3BVision()
+	c.NLayer, c.WAPattern, c.ProjDim = 2, 2, projDim
+	return c
+}
+
 // Qwen25VL3BLM is Qwen2.5-VL-3B's language model in Q4_0: 2048 wide, 36
 // layers, 16 heads with 2 KV heads, FFN 11008, vocabulary 151,936, tied
 // output, rope base 1e6, M-RoPE sections 16+24+24.

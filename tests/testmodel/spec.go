@@ -395,18 +395,20 @@ func ClipL336() ClipSpec {
 }
 
 // Presets lists the names PresetPair accepts.
-var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next", "tiny-qwen", "qwen3b"}
+var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next", "tiny-qwen", "mid-qwen", "qwen3b"}
 
 // PresetPair returns the LM and mmproj specs of a named pair:
 // tiny = TinyLM + TinyClip; mid = TinyLM + MidClip(64);
 // 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336; the
 // -next pairs are tiny and 1b with LLaVA-NeXT's metadata (WithNeXT);
-// tiny-qwen = TinyQwenLM + TinyQwen25VL; qwen3b = Qwen25VL3BLM +
-// Qwen25VL3BVision (qwen25vl.go).
+// tiny-qwen = TinyQwenLM + TinyQwen25VL; mid-qwen = TinyQwenLM +
+// MidQwen25VL(64); qwen3b = Qwen25VL3BLM + Qwen25VL3BVision (qwen25vl.go).
 func PresetPair(name string) (LMSpec, ClipSpec, error) {
 	switch name {
 	case "tiny-qwen":
 		return TinyQwenLM(), TinyQwen25VL(), nil
+	case "mid-qwen":
+		return TinyQwenLM(), MidQwen25VL(TinyQwenLM().NEmbd), nil
 	case "qwen3b":
 		return Qwen25VL3BLM(), Qwen25VL3BVision(), nil
 	case "tiny-next", "1b-next":
