@@ -347,3 +347,128 @@ func TestQwen25VLEncoderErrors(t *testing.T) {
 		})
 	}
 }
+
+// Image tokens evaluated with explicit M-RoPE positions, full and pruned,
+// checked by reading back what the KV cache holds. The full image at
+// mtmd's positions gives mtmd's logits; a pruned image's kept tokens hold
+// the keys (after RoPE, so their time, row and column) the same tokens
+// hold unpruned, and the text after them sits where mtmd puts it.
+func TestQwen25VLMRoPEPositions(t *testing.T) {
+	lm, mm := fixture.Qwen25VL(t)
+	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
+	require.NoError(t, err)
+	defer m.Close()
+	require.True(t, m.UsesMRoPE())
+	x, err := bridge.OpenMtmd(mm, m, 2, false)
+	require.NoError(t, err)
+	defer x.Close()
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 2})
+	require.NoError(t, err)
+	defer enc.Close()
+	newCtx := func() *bridge.Context {
+		ctx, err := bridge.NewContext(m, bridge.ContextParams{NCtx: 512, NBatch: 32, Threads: 2})
+		require.NoError(t, err)
+		t.Cleanup(ctx.Close)
+		return ctx
+	}
+
+	rgb := fixture.Image(t, 300, 200, 7)
+	ch, err := x.Tokenize("<|im_start|>user\n"+bridge.MtmdMarker()+"What is it?<|im_end|>\n<|im_start|>assistant\n",
+		[]*imageprep.RGB{rgb}, true)
+	require.NoError(t, err)
+	defer ch.Free()
+	require.Equal(t, 3, ch.Len())
+	require.True(t, ch.IsImage(1))
+	before, after := ch.Tokens(0), ch.Tokens(2)
+
+	// llama.cpp's own path.
+	ref := newCtx()
+	nRef, _, err := x.Eval(ref, ch, 0, true)
+	require.NoError(t, err)
+	refLogits := ref.Logits()
+	refKV, err := ref.ReadKV()
+	require.NoError(t, err)
+
+	p, ok := enc.Info().DynamicParams()
+	require.True(t, ok)
+	img, err := imageprep.PreprocessDynamic(rgb, p)
+	require.NoError(t, err)
+	e, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: 2})
+	require.NoError(t, err)
+	require.Equal(t, [2]int{11, 7}, [2]int{e.GridW, e.GridH})
+	pos, next := bridge.MtmdImagePositions(len(before), e.GridW, e.GridH)
+	assert.Equal(t, bridge.MRoPEPos{T: 4, Y: 4 + 6, X: 4 + 10}, pos[len(pos)-1])
+	assert.Equal(t, len(before)+11, next)
+
+	eval := func(keep []int) (*bridge.Context, int) {
+		ctx := newCtx()
+		require.NoError(t, ctx.DecodeTokens(before, 0, false))
+		var rows []float32
+		var kp []bridge.MRoPEPos
+		for _, i := range keep {
+			rows = append(rows, e.Row(i)...)
+			kp = append(kp, pos[i])
+		}
+		require.NoError(t, ctx.DecodeEmbeddingsMRoPE(rows, kp, false))
+		require.NoError(t, ctx.DecodeTokens(after, next, true))
+		return ctx, next + len(after)
+	}
+	all := make([]int, e.GridW*e.GridH)
+	for i := range all {
+		all[i] = i
+	}
+	full, nFull := eval(all)
+	assert.Equal(t, nRef, nFull, "the next free position")
+	le := relErr(t, full.Logits(), refLogits)
+	t.Logf("full image at mtmd's positions: logits max rel err %.2e", le)
+	assert.LessOrEqual(t, le, 1e-4, "logits of mtmd's evaluation")
+
+	budget, err := hiprune.RetainBudget(len(all), hiprune.DefaultRetentionQwen)
+	require.NoError(t, err)
+	keep, err := hiprune.Select(e.Object, e.Deep, e.GridW, e.GridH, hiprune.Config{Budget: budget, Alpha: hiprune.DefaultAlpha})
+	require.NoError(t, err)
+	require.Len(t, keep, 26)
+	pruned, nPruned := eval(keep)
+	assert.Equal(t, nRef, nPruned)
+	kv, err := pruned.ReadKV()
+	require.NoError(t, err)
+	nb, na := len(before), len(after)
+	require.Len(t, refKV.Pos, nb+len(all)+na)
+	require.Len(t, kv.Pos, nb+len(keep)+na, "cells: the text and the kept tokens")
+	for l := 0; l < kv.NLayer(); l++ {
+		// Cells in evaluation order: the text before, the image, the text
+		// after. Layer 0's keys depend on the token and its position only.
+		for c := range kv.Pos {
+			rc := c
+			switch {
+			case c >= nb+len(keep):
+				rc = c - len(keep) + len(all)
+			case c >= nb:
+				rc = nb + keep[c-nb]
+			}
+			assert.Equal(t, refKV.Pos[rc], kv.Pos[c], "cell %d's time position", c)
+			if l > 0 || c < nb {
+				continue
+			}
+			got, err := kv.Keys(0, c)
+			require.NoError(t, err)
+			want, err := refKV.Keys(0, rc)
+			require.NoError(t, err)
+			require.InDeltaSlice(t, want, got, 2e-3, "cell %d (reference cell %d): layer-0 keys", c, rc)
+		}
+	}
+	// A token at another row or column has other keys: the check can fail.
+	k0, err := refKV.Keys(0, nb+keep[0])
+	require.NoError(t, err)
+	k1, err := refKV.Keys(0, nb+keep[1])
+	require.NoError(t, err)
+	assert.NotEqual(t, k0, k1)
+	// The text after the image: positions next.. in both.
+	assert.Equal(t, next, kv.Pos[nb+len(keep)])
+
+	// Embeddings of an M-RoPE model need their positions.
+	err = newCtx().DecodeEmbeddings(e.Row(0), 0, false)
+	assert.ErrorIs(t, err, bridge.ErrArg)
+	err = newCtx().DecodeEmbeddingsMRoPE(e.Row(0), nil, false)
+	assert.ErrorIs(t, err, bridge.ErrArg)
+}
