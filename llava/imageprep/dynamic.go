@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"fmt"
+	"image"
 	"math"
 )
 
@@ -112,4 +113,29 @@ func PreprocessDynamic(img *RGB, p DynamicParams) (*Float, error) {
 		return nil, err
 	}
 	return Normalize(stretch(img, sz.W, sz.H), Params{ImageSize: 1, Mean: p.Mean, Std: p.Std})
+}
+
+// DynamicLayout maps the resized image (the whole w x h image stretched to
+// sz, SmartResize's size) back to the original image, for masks. Its Size
+// is the resized width.
+func DynamicLayout(w, h int, sz Size) Layout {
+	l := Layout{SrcW: w, SrcH: h, Size: sz.W, Content: image.Rect(0, 0, sz.W, sz.H)}
+	if w > 0 && h > 0 {
+		l.ScaleX = float64(sz.W) / float64(w)
+		l.ScaleY = float64(sz.H) / float64(h)
+	}
+	return l
+}
+
+// DynamicMaskView is the mask view of a w x h image preprocessed with p:
+// the kept tokens (row-major on the (W/Align) x (H/Align) token grid) drawn
+// over the original image, each token's Align x Align pixels of the
+// resized image mapped back (DrawMasks, WriteMasksPNG).
+func DynamicMaskView(w, h int, p DynamicParams, kept []int) (MaskView, error) {
+	sz, err := SmartResize(w, h, p)
+	if err != nil {
+		return MaskView{}, err
+	}
+	a := p.Align()
+	return MaskView{Layout: DynamicLayout(w, h, sz), GridW: sz.W / a, GridH: sz.H / a, Patch: a, Kept: kept}, nil
 }

@@ -1,6 +1,7 @@
 package imageprep
 
 import (
+	"image"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -94,4 +95,35 @@ func TestDynamicParamsErrors(t *testing.T) {
 	assert.ErrorIs(t, err, ErrTooLarge)
 	_, err = PreprocessDynamic(&RGB{W: 2, H: 2, Pix: make([]uint8, 5)}, good)
 	assert.ErrorIs(t, err, ErrParams)
+}
+
+// The mask of a dynamic image covers the whole image (no padding): a
+// 300x200 image is 308x196 after the smart resize, 11x7 tokens of 28 px,
+// each about 27.3 x 28.6 source pixels.
+func TestDynamicMaskView(t *testing.T) {
+	p := qwenParams()
+	img := NewRGB(300, 200)
+	for i := range img.Pix {
+		img.Pix[i] = 200
+	}
+	v, err := DynamicMaskView(300, 200, p, []int{0, 76})
+	require.NoError(t, err)
+	assert.Equal(t, [3]int{11, 7, 28}, [3]int{v.GridW, v.GridH, v.Patch})
+	m, err := DrawMasks(img, []MaskView{v})
+	require.NoError(t, err)
+	require.Equal(t, image.Rect(0, 0, 300, 200), m.Bounds())
+	at := func(x, y int) uint8 { return m.Pix[m.PixOffset(x, y)] }
+	assert.Equal(t, uint8(200), at(10, 10), "inside kept token 0")
+	assert.Equal(t, uint8(200), at(290, 190), "inside kept token 76, the last")
+	assert.Equal(t, dim(200), at(150, 100), "a pruned token")
+	assert.Equal(t, OutlineColor[0], at(0, 0), "token 0's outline")
+	// token 0 spans source x < 308/11 * 300/308 = 27.27: pixel 27 is in token 1
+	assert.Equal(t, OutlineColor[0], at(26, 10))
+	assert.Equal(t, dim(200), at(28, 10))
+	_, err = DynamicMaskView(300, 200, p, []int{77})
+	require.NoError(t, err, "indices are checked when drawing")
+	_, err = DrawMasks(img, []MaskView{{Layout: v.Layout, GridW: 11, GridH: 7, Patch: 28, Kept: []int{77}}})
+	assert.ErrorIs(t, err, ErrParams)
+	_, err = DynamicMaskView(0, 200, p, nil)
+	assert.ErrorIs(t, err, ErrEmpty)
 }
