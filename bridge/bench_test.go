@@ -1,9 +1,11 @@
 package bridge_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -69,6 +71,66 @@ func BenchmarkEncoder(b *testing.B) {
 		if _, err := clip.Encode(img, benchThreads); err != nil {
 			b.Fatal(err)
 		}
+		for b.Loop() {
+			if _, err := clip.Encode(img, benchThreads); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkEncoderQwen25VL is BenchmarkEncoder for Qwen2.5-VL-3B's vision
+// tower (32 blocks of 1280, F16; probes at block 16 and 32) on a 640x480
+// picture, 644x476 after the smart resize (391 tokens, 1,564 patches). It
+// logs the embeddings' difference from llama.cpp's clip at this shape:
+//
+//	go test ./bridge/ -run '^$' -bench BenchmarkEncoderQwen25VL -benchtime 1x -v
+func BenchmarkEncoderQwen25VL(b *testing.B) {
+	c := testmodel.Qwen25VL3BVision()
+	lm := testmodel.LMSpec{NEmbd: c.ProjDim, NLayer: 1, NHead: 16, NHeadKV: 16, NFF: 64, NCtx: testmodel.DefaultNCtx,
+		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
+	_, mm := fixture.Custom(b, "qwen25vl3b-vision-bench", lm, c)
+	clip, err := bridge.OpenClip(mm, false, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer clip.Close()
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: benchThreads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	in := enc.Info()
+	p, _ := in.DynamicParams()
+	img, err := imageprep.PreprocessDynamic(fixture.Image(b, 640, 480, 1), p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("encoder: %dx%d input, %d blocks, object layer %d, flash attention %v, backend %s",
+		img.W, img.H, in.NRun, in.ObjectLayer, in.FlashAttn, in.Backend)
+	ours, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	want, err := clip.Encode(img, benchThreads)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var num, den float64
+	for i, v := range want {
+		num = max(num, math.Abs(float64(ours.Embd[i]-v)))
+		den = max(den, math.Abs(float64(v)))
+	}
+	b.Logf("%dx%d tokens: embeddings max rel err vs llama.cpp %.2e", ours.GridW, ours.GridH, num/den)
+
+	b.Run("ours", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := enc.Encode(ours, img, bridge.EncodeOptions{Threads: benchThreads}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("llamacpp", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := clip.Encode(img, benchThreads); err != nil {
 				b.Fatal(err)

@@ -47,21 +47,26 @@ enum {
 };
 
 typedef struct hp_encoder_params {
-    int object_layer; // 1-based encoder block probed for object attention; 0 = default (9, or the
-                      // deep layer when the encoder runs fewer blocks)
+    int object_layer; // 1-based encoder block probed for object attention; 0 = the family's default
+                      // (9 for CLIP, 16 for Qwen2.5-VL), or the deep layer when the encoder runs
+                      // fewer blocks
     int layout;       // HP_LAYOUT_*
     int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
     int use_gpu;      // 1: run on the first GPU device ggml has registered, if any
     int n_threads;    // CPU threads; <= 0 means 4
+    // probe_chunk_bytes bounds the attention probabilities a probed block
+    // materialises at once (chunks of query rows; Qwen2.5-VL, whose images
+    // can have thousands of patches); <= 0 means 128 MiB.
+    long long probe_chunk_bytes;
 } hp_encoder_params;
 
 typedef struct hp_encoder_info {
-    char projector[32]; // projector type as stored in the file ("mlp")
+    char projector[32]; // projector type as stored in the file ("mlp", "qwen2.5vl_merger")
     char backend[64];   // ggml backend the graph runs on ("CPU", "CUDA0", ...)
-    int image_size;     // square input side in pixels
+    int image_size;     // square input side in pixels (dynamic: clip.vision.image_size, unused)
     int patch_size;
-    int grid_w, grid_h; // patch grid of one image
-    int n_patches;      // image tokens emitted per image (grid_w * grid_h)
+    int grid_w, grid_h; // patch grid of one image (dynamic: 0, it follows the image)
+    int n_patches;      // image tokens emitted per image (grid_w * grid_h; dynamic: 0)
     int n_embd;         // ViT width
     int n_head;
     int n_ff;
@@ -74,13 +79,32 @@ typedef struct hp_encoder_info {
     int flash_attn;     // 1 if the non-probed layers use flash attention
     float mean[3], std[3];
     float eps;
+    // Dynamic resolution (Qwen2.5-VL). n_merge is the side of the patch
+    // groups one image token is made of (1 for CLIP, 2 for Qwen2.5-VL).
+    // dynamic = 1: the encoder takes any nx x ny whose sides are positive
+    // multiples of patch_size * n_merge (up to max_tokens tokens), emits
+    // (nx/patch_size/n_merge) * (ny/patch_size/n_merge) tokens in raster
+    // order, and scores each of the (nx/patch_size) * (ny/patch_size)
+    // patches; min_pixels / max_pixels are the area bounds llama.cpp's
+    // clip_image_preprocess resizes to (8 and 4096 tokens), 0 for fixed-size
+    // encoders. n_wa_pattern: every n_wa_pattern-th block (1-based) attends
+    // over the whole image, the others within window_size-pixel windows (0:
+    // no window attention).
+    int n_merge;
+    int dynamic;
+    int min_pixels, max_pixels;
+    int max_tokens;
+    int n_wa_pattern;
+    int window_size;
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;
 
 // hp_encoder_open loads an mmproj GGUF (projector type "mlp": CLIP ViT + LLaVA
-// MLP projector), validates every key and tensor shape it will use, loads the
-// weights onto the chosen backend and allocates the compute graph once.
+// MLP projector; "qwen2.5vl_merger": Qwen2.5-VL's dynamic-resolution ViT
+// with window attention and 2x2 merger), validates every key and tensor shape
+// it will use, loads the weights onto the chosen backend and allocates the
+// compute graph (again when an image of another size comes).
 int  hp_encoder_open(const char * path, const hp_encoder_params * params,
                      hp_encoder ** out, char * err, size_t errlen);
 void hp_encoder_free(hp_encoder * enc);
@@ -88,17 +112,24 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info);
 
 // hp_encoder_encode runs one preprocessed image through the encoder.
 //   img:    nx*ny*3 floats, interleaved RGB, row-major (llama.cpp's
-//           clip_image_f32 layout), already normalised.
+//           clip_image_f32 layout), already normalised; nx = ny = image_size,
+//           or for a dynamic encoder any size it takes (see hp_encoder_info).
 //   n_threads <= 0 keeps the value given at open.
 //   object_layer: 1-based block whose attention gives the object scores;
 //           0 = the encoder's default (info.object_layer). This is the one
 //           place the layer is resolved and range-checked; the graph is
 //           rebuilt when it differs from the previous call's (on error the
 //           encoder is unchanged). *used_layer (may be NULL) receives it.
-//   embd:   n_patches * proj_dim floats (row per image token), or NULL.
-//   object, deep: n_patches floats each (per-token attention received at the
-//           object and the deep layer, mean over heads and query rows, CLS
-//           column dropped), or NULL.
+//   embd:   n_tokens * proj_dim floats (row per image token, raster order),
+//           or NULL; n_tokens = n_patches, or for a dynamic encoder
+//           (nx/patch_size/n_merge) * (ny/patch_size/n_merge).
+//   object, deep: one float per patch, (nx/patch_size) * (ny/patch_size),
+//           in raster order (the attention each patch receives at the object
+//           and the deep layer, mean over heads and query rows, CLS column
+//           dropped), or NULL. For Qwen2.5-VL the window layers' attention is
+//           taken within its windows, as the layer computes it (see
+//           family_qwen25vl.cpp), and merging patches into tokens is left to
+//           the caller.
 int hp_encoder_encode(hp_encoder * enc, const float * img, int nx, int ny, int n_threads,
                       int object_layer, int * used_layer,
                       float * embd, float * object, float * deep,
@@ -130,7 +161,8 @@ int hp_clip_images_count(const hp_clip_images * im);
 const float * hp_clip_images_get(const hp_clip_images * im, int i, int * nx, int * ny);
 void hp_clip_images_free(hp_clip_images * im);
 
-// hp_clip_encode runs clip_encode_float_image; out holds
+// hp_clip_encode runs clip_encode_float_image (an image_size square, or for
+// Qwen-VL projectors any sides that are multiples of 2 * patch_size); out holds
 // hp_clip_n_output_tokens * hp_clip_n_mmproj_embd floats.
 int hp_clip_encode(hp_clip * c, int n_threads, const float * img, int nx, int ny,
                    float * out, char * err, size_t errlen);

@@ -114,10 +114,20 @@ int hp_clip_encode(hp_clip * c, int n_threads, const float * img, int nx, int ny
         set_err(err, errlen, "hp_clip_encode: NULL argument");
         return HP_ERR_ARG;
     }
-    const int s = clip_get_image_size(c->ctx);
-    if (nx != s || ny != s) {
-        set_err(err, errlen, "hp_clip_encode: image size does not match the model");
-        return HP_ERR_ARG;
+    if (clip_is_mrope(c->ctx)) {
+        // Qwen-VL graphs take any size made of 2x2 patch groups (and
+        // GGML_ASSERT on anything else).
+        const int a = 2 * clip_get_patch_size(c->ctx);
+        if (nx <= 0 || ny <= 0 || nx % a != 0 || ny % a != 0) {
+            set_err(err, errlen, "hp_clip_encode: image sides must be positive multiples of twice the patch size");
+            return HP_ERR_ARG;
+        }
+    } else {
+        const int s = clip_get_image_size(c->ctx);
+        if (nx != s || ny != s) {
+            set_err(err, errlen, "hp_clip_encode: image size does not match the model");
+            return HP_ERR_ARG;
+        }
     }
     if (!clip_encode_float_image(c->ctx, n_threads, const_cast<float *>(img), ny, nx, out)) {
         set_err(err, errlen, "clip_encode_float_image failed");

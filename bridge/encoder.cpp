@@ -20,6 +20,7 @@ struct hp_encoder {
     ggml_backend_t backend = nullptr;     // where the graph runs
     ggml_backend_t backend_cpu = nullptr; // fallback for ops the device lacks
     ggml_backend_sched_t sched = nullptr;
+    size_t sched_nodes = 0; // graph size the scheduler was made for
 
     std::vector<uint8_t> meta; // graph metadata arena
     ggml_context * ctx0 = nullptr;
@@ -73,13 +74,33 @@ void set_threads(ggml_backend_t cpu, int n) {
     if (fn) fn(cpu, n);
 }
 
+// make_sched (re)creates the scheduler for graphs of up to n nodes.
+void make_sched(hp_encoder & e, size_t n) {
+    if (e.sched) {
+        ggml_backend_sched_free(e.sched);
+        e.sched = nullptr;
+    }
+    std::vector<ggml_backend_t> backends;
+    std::vector<ggml_backend_buffer_type_t> bufts;
+    backends.push_back(e.backend);
+    bufts.push_back(ggml_backend_get_default_buffer_type(e.backend));
+    if (e.backend != e.backend_cpu) {
+        backends.push_back(e.backend_cpu);
+        bufts.push_back(ggml_backend_get_default_buffer_type(e.backend_cpu));
+    }
+    e.sched = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(), n, false, true);
+    if (!e.sched) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
+    e.sched_nodes = n;
+}
+
 // build (re)creates the graph with the current options and reserves memory.
 void build_graph(hp_encoder & e) {
     if (e.ctx0) {
         ggml_free(e.ctx0);
         e.ctx0 = nullptr;
     }
-    const size_t max_nodes = e.fam->max_nodes() * 2;
+    const size_t max_nodes = e.fam->max_nodes(e.opts) * 2;
+    if (max_nodes > e.sched_nodes) make_sched(e, max_nodes);
     e.meta.resize(max_nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(max_nodes, false));
     ggml_init_params p = {e.meta.size(), e.meta.data(), /*no_alloc*/ true};
     e.ctx0 = ggml_init(p);
@@ -89,11 +110,11 @@ void build_graph(hp_encoder & e) {
 }
 
 // resolve_object_layer is the one place the object layer is chosen: a
-// request of 0 means fallback (the encoder's default once opened), and at
-// open the fallback is layer 9 (CLIP-L's object layer), or the deep layer
-// when the encoder runs fewer blocks.
+// request of 0 means fallback (the encoder's default once opened; at open
+// the family's object layer, 9 for CLIP-L and 16 for Qwen2.5-VL, or the
+// deep layer when the encoder runs fewer blocks).
 int resolve_object_layer(const std::string & path, int requested, int fallback, int n_run) {
-    const int obj = requested > 0 ? requested : fallback > 0 ? fallback : std::min(9, n_run);
+    const int obj = requested > 0 ? requested : fallback;
     if (requested < 0 || obj > n_run) {
         throw hp::error(HP_ERR_ARG, hp::strfmt("%s: object layer %d is out of range: the encoder runs %d blocks (1..%d)",
                                                path.c_str(), requested, n_run, n_run));
@@ -110,13 +131,34 @@ void alloc_graph(hp_encoder & e) {
 
 } // namespace
 
+namespace hp {
+
+std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
+    if (!f.get_bool("clip.has_vision_encoder", false)) {
+        throw error(HP_ERR_UNSUP, strfmt("%s: clip.has_vision_encoder is not true (no vision encoder)", f.path().c_str()));
+    }
+    std::string proj = f.get_str("clip.projector_type", "");
+    if (proj.empty()) proj = f.get_str("clip.vision.projector_type", "");
+    if (proj.empty()) proj = "mlp"; // llama.cpp's default for old LLaVA files
+    if (proj == "mlp") {
+        return make_llava_mlp(f, layout);
+    }
+    if (proj == "qwen2.5vl_merger") {
+        return make_qwen25vl(f);
+    }
+    throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp, qwen2.5vl_merger)",
+                                     f.path().c_str(), proj.c_str()));
+}
+
+} // namespace hp
+
 extern "C" {
 
 int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_encoder ** out, char * err, size_t errlen) {
     if (out) *out = nullptr;
     return guarded(err, errlen, [&] {
         if (!path || !out) throw hp::error(HP_ERR_ARG, "hp_encoder_open: NULL argument");
-        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4};
+        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4, 0};
         auto e = std::make_unique<hp_encoder>();
         if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
@@ -125,9 +167,10 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam = hp::make_family(*e->file, pr.layout);
 
         const int n_run = e->fam->n_run();
-        const int obj = resolve_object_layer(path, pr.object_layer, 0, n_run);
+        const int obj = resolve_object_layer(path, pr.object_layer, std::min(e->fam->default_object_layer(), n_run), n_run);
         e->opts.object_block = obj - 1;
         e->opts.layout = pr.layout;
+        if (pr.probe_chunk_bytes > 0) e->opts.probe_bytes = (size_t) pr.probe_chunk_bytes;
         e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;
 
         // Backends: a GPU (or integrated GPU) device when asked and one is
@@ -141,7 +184,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         if (!e->backend) e->backend = e->backend_cpu;
 
         // Weights: declared from the file after shape checks, then loaded.
-        const size_t n_tensors = 16 + (size_t) n_run * 16;
+        const size_t n_tensors = e->fam->n_weights();
         ggml_init_params wp = {n_tensors * ggml_tensor_overhead(), nullptr, /*no_alloc*/ true};
         e->ctx_w = ggml_init(wp);
         if (!e->ctx_w) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the weights context");
@@ -154,17 +197,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         ggml_backend_buffer_set_usage(e->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
         e->file->load_into(e->ctx_w);
 
-        std::vector<ggml_backend_t> backends;
-        std::vector<ggml_backend_buffer_type_t> bufts;
-        backends.push_back(e->backend);
-        bufts.push_back(ggml_backend_get_default_buffer_type(e->backend));
-        if (e->backend != e->backend_cpu) {
-            backends.push_back(e->backend_cpu);
-            bufts.push_back(ggml_backend_get_default_buffer_type(e->backend_cpu));
-        }
-        e->sched = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(),
-                                          e->fam->max_nodes() * 2, false, true);
-        if (!e->sched) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
+        e->fam->default_size(e->opts.nx, e->opts.ny);
 
         // Flash attention where the device supports it, as llama.cpp's clip
         // does on "auto"; the probed layers add an explicit softmax for
@@ -198,19 +231,18 @@ int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_t
                       int * used_layer, float * embd, float * object, float * deep, char * err, size_t errlen) {
     return guarded(err, errlen, [&] {
         if (!e || !img) throw hp::error(HP_ERR_ARG, "hp_encoder_encode: NULL argument");
-        if (nx != e->info.image_size || ny != e->info.image_size) {
-            throw hp::error(HP_ERR_ARG, hp::strfmt("image is %dx%d, the encoder takes %dx%d (preprocess it first)", nx, ny,
-                                                   e->info.image_size, e->info.image_size));
-        }
+        e->fam->dims(nx, ny); // throws on a size the family does not take
         const int obj = resolve_object_layer(e->file->path(), object_layer, e->info.object_layer, e->fam->n_run());
-        if (obj - 1 != e->opts.object_block) {
-            const int prev = e->opts.object_block;
+        if (obj - 1 != e->opts.object_block || nx != e->opts.nx || ny != e->opts.ny) {
+            const hp::graph_opts prev = e->opts;
             e->opts.object_block = obj - 1;
+            e->opts.nx = nx;
+            e->opts.ny = ny;
             try {
                 build_graph(*e);
                 alloc_graph(*e);
             } catch (...) {
-                e->opts.object_block = prev;
+                e->opts = prev;
                 build_graph(*e);
                 alloc_graph(*e);
                 throw;

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/hiprune/hiprune-go/hiprune"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 )
 
@@ -52,19 +53,28 @@ const (
 
 // EncoderParams configure OpenEncoder. The zero value is usable.
 type EncoderParams struct {
-	ObjectLayer int    // 1-based default object layer (EncodeOptions.ObjectLayer 0); 0 = min(9, NRun)
+	// ObjectLayer is the 1-based default object layer (EncodeOptions.ObjectLayer
+	// 0); 0 = the family's, min(9, NRun) for CLIP and min(16, NRun) for
+	// Qwen2.5-VL.
+	ObjectLayer int
 	Layout      Layout // token order; zero = LayoutCLSFirst
 	FlashAttn   FlashMode
 	UseGPU      bool // run on a ggml GPU device when one is registered
 	Threads     int  // CPU threads; 0 = 4
+	// ProbeChunkBytes bounds the attention probabilities a probed block
+	// holds at once (Qwen2.5-VL computes them in chunks of query rows);
+	// 0 = 128 MiB.
+	ProbeChunkBytes int64
 }
 
 // EncoderInfo describes an opened encoder.
 type EncoderInfo struct {
-	Projector    string
-	Backend      string
-	ImageSize    int
-	PatchSize    int
+	Projector string
+	Backend   string
+	ImageSize int // the square input side; for a Dynamic encoder the file's nominal size, unused
+	PatchSize int
+	// GridW, GridH and NPatches are one image's token grid; 0 for a
+	// Dynamic encoder, whose grid follows the image (Encoding.GridW).
 	GridW, GridH int
 	NPatches     int
 	NEmbd        int
@@ -88,15 +98,51 @@ type EncoderInfo struct {
 	MergeType string
 	// HasNewline says the file has model.image_newline (Encoder.Newline).
 	HasNewline bool
+	// Merge is the side of the patch groups one token is made of: 1 for
+	// CLIP, 2 for Qwen2.5-VL.
+	Merge int
+	// Dynamic: the encoder takes any image whose sides are positive
+	// multiples of PatchSize*Merge, up to MaxTokens tokens (Qwen2.5-VL;
+	// preprocess with DynamicParams). MinPixels and MaxPixels are the
+	// resized areas llama.cpp's preprocessing keeps to.
+	Dynamic              bool
+	MinPixels, MaxPixels int
+	MaxTokens            int
+	// WAPattern: every WAPattern-th block (1-based) attends over the whole
+	// image, the others within WindowSize-pixel windows (0: no windows).
+	WAPattern  int
+	WindowSize int
+}
+
+// DynamicParams are the preprocessing parameters of a Dynamic encoder,
+// llama.cpp's for the file (imageprep.PreprocessDynamic); ok is false for
+// a fixed-size encoder.
+func (in EncoderInfo) DynamicParams() (p imageprep.DynamicParams, ok bool) {
+	if !in.Dynamic {
+		return imageprep.DynamicParams{}, false
+	}
+	return imageprep.DynamicParams{PatchSize: in.PatchSize, Merge: in.Merge, MinPixels: in.MinPixels,
+		MaxPixels: in.MaxPixels, Mean: in.Mean, Std: in.Std}, true
 }
 
 // Encoding is one image's encoder output.
 type Encoding struct {
-	Embd         []float32 // NPatches rows of ProjDim
-	Object, Deep []float32 // per-patch attention received, NPatches each
-	GridW, GridH int
+	Embd []float32 // GridW*GridH rows of ProjDim, raster order
+	// Object and Deep are the per-token scores HiPrune selects with
+	// (hiprune.Select(Object, Deep, GridW, GridH, ...)): the attention each
+	// token receives at the object and the deep layer, averaged over heads
+	// and query rows; for a merging encoder (Merge > 1) the mean over the
+	// token's Merge x Merge patches (hiprune.MergeScores).
+	Object, Deep []float32
+	GridW, GridH int // token grid
 	ProjDim      int
 	ObjectLayer  int // the block whose attention gave Object (1-based)
+	// PatchObject and PatchDeep are the per-patch scores on the PatchW x
+	// PatchH patch grid (raster order); with Merge 1 they are Object and
+	// Deep themselves.
+	PatchObject, PatchDeep []float32
+	PatchW, PatchH         int
+	Merge                  int
 }
 
 // Row returns the projected embedding of image token i.
@@ -125,6 +171,7 @@ func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
 		flash_attn:   -1,
 		n_threads:    C.int(p.Threads),
 	}
+	cp.probe_chunk_bytes = C.longlong(p.ProbeChunkBytes)
 	switch p.FlashAttn {
 	case FlashOn:
 		cp.flash_attn = 1
@@ -185,6 +232,13 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 		HasCLS:      ci.has_cls != 0,
 		FlashAttn:   ci.flash_attn != 0,
 		Eps:         float32(ci.eps),
+		Merge:       max(int(ci.n_merge), 1),
+		Dynamic:     ci.dynamic != 0,
+		MinPixels:   int(ci.min_pixels),
+		MaxPixels:   int(ci.max_pixels),
+		MaxTokens:   int(ci.max_tokens),
+		WAPattern:   int(ci.n_wa_pattern),
+		WindowSize:  int(ci.window_size),
 	}
 	for i := 0; i < 3; i++ {
 		in.Mean[i] = float32(ci.mean[i])
@@ -225,6 +279,16 @@ type EncodeOptions struct {
 	Threads int
 }
 
+// distinct returns a, or nil when a shares b's storage (a dst last filled
+// by an encoder that does not merge), so that b can be read while a is
+// written.
+func distinct(a, b []float32) []float32 {
+	if cap(a) > 0 && cap(b) > 0 && &a[:1][0] == &b[:1][0] {
+		return nil
+	}
+	return a
+}
+
 func grow(b []float32, n int) []float32 {
 	if cap(b) < n {
 		return make([]float32, n)
@@ -232,10 +296,32 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-// Encode runs one preprocessed image (ImageSize x ImageSize, as
-// llava/imageprep produces it) through the encoder, writing into dst's
-// buffers (reallocated only when too small). dst may be nil; reusing it
-// spares the page faults of a fresh multi-megabyte allocation per image.
+// imageGrids checks img's size against the encoder and returns its token
+// and patch grids.
+func (in EncoderInfo) imageGrids(img *imageprep.Float) (tw, th, pw, ph int, err error) {
+	if !in.Dynamic {
+		if img.W != in.ImageSize || img.H != in.ImageSize {
+			return 0, 0, 0, 0, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", img.W, img.H, in.ImageSize, in.ImageSize, ErrArg)
+		}
+		return in.GridW, in.GridH, in.GridW, in.GridH, nil
+	}
+	a := in.PatchSize * in.Merge
+	if img.W < a || img.H < a || img.W%a != 0 || img.H%a != 0 {
+		return 0, 0, 0, 0, fmt.Errorf("encode: image is %dx%d, the encoder takes sides that are positive multiples of %d (preprocess it first): %w",
+			img.W, img.H, a, ErrArg)
+	}
+	tw, th = img.W/a, img.H/a
+	if tw > in.MaxTokens/th {
+		return 0, 0, 0, 0, fmt.Errorf("encode: image is %dx%d, %d tokens: more than the %d the encoder takes: %w", img.W, img.H, tw*th, in.MaxTokens, ErrArg)
+	}
+	return tw, th, tw * in.Merge, th * in.Merge, nil
+}
+
+// Encode runs one preprocessed image through the encoder (ImageSize x
+// ImageSize as imageprep.Preprocess makes it; for a Dynamic encoder the
+// size imageprep.PreprocessDynamic gives), writing into dst's buffers
+// (reallocated only when too small). dst may be nil; reusing it spares the
+// page faults of a fresh multi-megabyte allocation per image.
 func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (*Encoding, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -246,31 +332,43 @@ func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (
 		return nil, fmt.Errorf("encode: nil image: %w", ErrArg)
 	}
 	in := e.info
-	if img.W != in.ImageSize || img.H != in.ImageSize {
-		return nil, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", img.W, img.H, in.ImageSize, in.ImageSize, ErrArg)
+	if img.W < 1 || img.H < 1 || len(img.Pix) != img.W*img.H*3 {
+		return nil, fmt.Errorf("encode: %dx%d image buffer has %d floats, want %d: %w", img.W, img.H, len(img.Pix), max(img.W*img.H*3, 0), ErrArg)
 	}
-	if len(img.Pix) != img.W*img.H*3 {
-		return nil, fmt.Errorf("encode: image buffer has %d floats, want %d: %w", len(img.Pix), img.W*img.H*3, ErrArg)
+	tw, th, pw, ph, err := in.imageGrids(img)
+	if err != nil {
+		return nil, err
 	}
 	out := dst
 	if out == nil {
 		out = &Encoding{}
 	}
-	out.Embd = grow(out.Embd, in.NPatches*in.ProjDim)
-	out.Object = grow(out.Object, in.NPatches)
-	out.Deep = grow(out.Deep, in.NPatches)
-	out.GridW, out.GridH, out.ProjDim = in.GridW, in.GridH, in.ProjDim
+	out.Embd = grow(out.Embd, tw*th*in.ProjDim)
+	out.PatchObject = grow(out.PatchObject, pw*ph)
+	out.PatchDeep = grow(out.PatchDeep, pw*ph)
+	out.GridW, out.GridH, out.ProjDim = tw, th, in.ProjDim
+	out.PatchW, out.PatchH, out.Merge = pw, ph, in.Merge
 	eb := errBuf()
 	defer C.free(unsafe.Pointer(eb))
 	var used C.int
 	// The C side copies img before computing and writes the outputs once;
 	// Go memory is passed for the duration of the call only.
 	code := C.hp_encoder_encode(e.c, (*C.float)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H), C.int(o.Threads),
-		C.int(o.ObjectLayer), &used, (*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.Object[0])),
-		(*C.float)(unsafe.Pointer(&out.Deep[0])), eb, errBufLen)
+		C.int(o.ObjectLayer), &used, (*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.PatchObject[0])),
+		(*C.float)(unsafe.Pointer(&out.PatchDeep[0])), eb, errBufLen)
 	if err := goErr(code, eb, "encode"); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	out.ObjectLayer = int(used)
+	if in.Merge == 1 {
+		out.Object, out.Deep = out.PatchObject, out.PatchDeep
+		return out, nil
+	}
+	if out.Object, err = hiprune.MergeScores(distinct(out.Object, out.PatchObject), out.PatchObject, pw, ph, in.Merge); err != nil {
+		return nil, fmt.Errorf("encode: object scores: %w", err)
+	}
+	if out.Deep, err = hiprune.MergeScores(distinct(out.Deep, out.PatchDeep), out.PatchDeep, pw, ph, in.Merge); err != nil {
+		return nil, fmt.Errorf("encode: deep scores: %w", err)
+	}
 	return out, nil
 }

@@ -18,15 +18,23 @@ namespace hp {
 
 // Graph outputs of one encode.
 struct graph_out {
-    ggml_tensor * embd = nullptr;   // [proj_dim, n_patches]
-    ggml_tensor * object = nullptr; // [n_patches]
-    ggml_tensor * deep = nullptr;   // [n_patches]
+    ggml_tensor * embd = nullptr;   // [proj_dim, n_tokens], tokens in raster order
+    ggml_tensor * object = nullptr; // [n_scores], one per patch in raster order
+    ggml_tensor * deep = nullptr;   // [n_scores]
 };
 
 struct graph_opts {
     int layout = HP_LAYOUT_CLS_FIRST;
     int object_block = 8; // 0-based
     bool flash_attn = false;
+    int nx = 0, ny = 0; // the input size the graph is built for
+    size_t probe_bytes = 128u << 20; // attention probabilities per probe chunk
+};
+
+// Output sizes of one nx x ny input.
+struct image_dims {
+    int n_tokens = 0; // embeddings the projector emits
+    int n_scores = 0; // patches scored (n_tokens * merge^2)
 };
 
 // vision_family is what each supported projector family implements: read
@@ -44,11 +52,25 @@ public:
     virtual void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts & o) const = 0;
     // n_run is the number of blocks run; the deep layer is the last of them.
     virtual int n_run() const = 0;
-    virtual size_t max_nodes() const = 0;
+    // default_object_layer is the family's object layer (1-based) before
+    // it is clamped to n_run.
+    virtual int default_object_layer() const = 0;
+    // dims checks that the family takes an nx x ny input (throws HP_ERR_ARG
+    // naming the problem otherwise) and returns its output sizes.
+    virtual image_dims dims(int nx, int ny) const = 0;
+    // default_size is the input the graph is first built for at open.
+    virtual void default_size(int & nx, int & ny) const = 0;
+    virtual size_t max_nodes(const graph_opts & o) const = 0;
+    // n_weights bounds the weight tensors declare creates.
+    virtual size_t n_weights() const = 0;
 };
 
 // make_family picks the family of the file's projector; the layout
 // (HP_LAYOUT_*) decides the token order and, for some files, the depth.
 std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout);
+
+// The families make_family builds (family_llava.cpp, family_qwen25vl.cpp).
+std::unique_ptr<vision_family> make_llava_mlp(const gguf_file & f, int layout);
+std::unique_ptr<vision_family> make_qwen25vl(const gguf_file & f);
 
 } // namespace hp

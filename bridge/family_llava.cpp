@@ -1,7 +1,7 @@
 // family_llava.cpp: CLIP ViT (class token, pre-LN) + LLaVA MLP projector,
 // built op for op like llama.cpp's clip (tools/mtmd/models/llava.cpp) so the
 // embeddings match, plus the two attention-score outputs HiPrune needs.
-#include "encoder.h"
+#include "family_common.h"
 
 #include <cmath>
 #include <cstring>
@@ -20,13 +20,6 @@ struct vit_block {
 };
 
 enum class ffn_act { gelu, silu, gelu_quick };
-
-// Q8_1 and Q8_K are quantized but only as the other side of a dot
-// product: the CPU backend has no kernel with them as weights.
-bool is_matmul_type(ggml_type t) {
-    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 ||
-           (ggml_is_quantized(t) && t != GGML_TYPE_Q8_1 && t != GGML_TYPE_Q8_K);
-}
 
 // blocks_to_run is the one place that decides how deep the encoder goes: the
 // projector reads the output of the last block run, and HiPrune's deep layer
@@ -94,16 +87,8 @@ int blocks_to_run(const gguf_file & f, int n_block, int layout) {
 class llava_mlp final : public vision_family {
 public:
     llava_mlp(const gguf_file & f, int layout) : path_(f.path()) {
-        // Bounds far above any CLIP (ViT-G: 1664 wide, 48 blocks, 448 px)
-        // so that a corrupted value is named here, not as an int overflow
-        // or a huge allocation further on.
-        auto dim = [&](const char * key, uint32_t hi) {
-            const uint32_t v = f.get_u32(key);
-            if (v < 1 || v > hi) {
-                throw error(HP_ERR_FORMAT, strfmt("%s: %s = %u is out of range (1..%u)", path_.c_str(), key, v, hi));
-            }
-            return (int) v;
-        };
+        // Bounds far above any CLIP (ViT-G: 1664 wide, 48 blocks, 448 px).
+        auto dim = [&](const char * key, uint32_t hi) { return read_dim(f, key, hi); };
         image_size_ = dim("clip.vision.image_size", 8192);
         patch_size_ = dim("clip.vision.patch_size", 8192);
         n_embd_ = dim("clip.vision.embedding_length", 1 << 16);
@@ -118,24 +103,7 @@ public:
         }
         act_ = gelu ? ffn_act::gelu : silu ? ffn_act::silu : ffn_act::gelu_quick;
 
-        const std::vector<float> mean = f.get_arr_f32("clip.vision.image_mean");
-        const std::vector<float> std = f.get_arr_f32("clip.vision.image_std");
-        if (mean.size() < 3 || std.size() < 3) {
-            throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_mean/image_std need 3 values, have %zu/%zu",
-                                              path_.c_str(), mean.size(), std.size()));
-        }
-        for (int i = 0; i < 3; i++) {
-            mean_[i] = mean[i];
-            std_[i] = std[i];
-            if (!(std_[i] != 0.0f) || !std::isfinite(std_[i])) {
-                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_std[%d] = %g, want a finite non-zero value",
-                                                  path_.c_str(), i, std_[i]));
-            }
-            if (!std::isfinite(mean_[i])) {
-                throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_mean[%d] = %g, want a finite value", path_.c_str(), i,
-                                                  mean_[i]));
-            }
-        }
+        read_norm_stats(f, mean_, std_);
         if (image_size_ <= 0 || patch_size_ <= 0 || image_size_ % patch_size_ != 0) {
             throw error(HP_ERR_FORMAT, strfmt("%s: clip.vision.image_size %d is not a multiple of clip.vision.patch_size %d",
                                               path_.c_str(), image_size_, patch_size_));
@@ -155,40 +123,8 @@ public:
 
     void declare(const gguf_file & f, ggml_context * ctx_w) override {
         // widen: 1-D parameters in F16 become F32 so every add/mul sees F32.
-        auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape,
-                        bool matmul) -> ggml_tensor * {
-            ggml_tensor * m = required ? f.require(name) : f.tensor(name);
-            if (!m) return nullptr;
-            int nd = 0;
-            for (int64_t d : shape) {
-                if (m->ne[nd] != d) {
-                    throw error(HP_ERR_FORMAT, strfmt("%s: tensor %s has shape [%lld %lld %lld %lld], dim %d should be %lld",
-                                                      path_.c_str(), name.c_str(), (long long) m->ne[0], (long long) m->ne[1],
-                                                      (long long) m->ne[2], (long long) m->ne[3], nd, (long long) d));
-                }
-                nd++;
-            }
-            for (int d = nd; d < GGML_MAX_DIMS; d++) {
-                if (m->ne[d] != 1) {
-                    throw error(HP_ERR_FORMAT, strfmt("%s: tensor %s has %d dims, want %d", path_.c_str(), name.c_str(),
-                                                      ggml_n_dims(m), nd));
-                }
-            }
-            ggml_type t = m->type;
-            if (matmul) {
-                if (!is_matmul_type(t)) {
-                    throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has unsupported type %s", path_.c_str(), name.c_str(),
-                                                     ggml_type_name(t)));
-                }
-            } else if (t == GGML_TYPE_F16) {
-                t = GGML_TYPE_F32;
-            } else if (t != GGML_TYPE_F32) {
-                throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has type %s, want f32 or f16", path_.c_str(), name.c_str(),
-                                                 ggml_type_name(t)));
-            }
-            ggml_tensor * w = ggml_new_tensor(ctx_w, t, GGML_MAX_DIMS, m->ne);
-            ggml_set_name(w, name.c_str());
-            return w;
+        auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape, bool matmul) {
+            return declare_weight(f, ctx_w, name, required, shape, matmul);
         };
         const int64_t E = n_embd_, P = patch_size_;
         has_cls_ = f.tensor("v.class_embd") != nullptr;
@@ -305,6 +241,7 @@ public:
         info.n_block = n_block_;
         info.n_run = n_run_;
         info.proj_dim = proj_dim_;
+        info.n_merge = 1;
         info.has_cls = has_cls_ ? 1 : 0;
         for (int i = 0; i < 3; i++) {
             info.mean[i] = mean_[i];
@@ -314,7 +251,18 @@ public:
     }
 
     int n_run() const override { return n_run_; }
-    size_t max_nodes() const override { return 64 + (size_t) n_run_ * 64; }
+    // CLIP-L's object layer (the authors' LLaVA setting).
+    int default_object_layer() const override { return 9; }
+    image_dims dims(int nx, int ny) const override {
+        if (nx != image_size_ || ny != image_size_) {
+            throw error(HP_ERR_ARG, strfmt("image is %dx%d, the encoder takes %dx%d (preprocess it first)", nx, ny, image_size_,
+                                           image_size_));
+        }
+        return image_dims{n_patches_, n_patches_};
+    }
+    void default_size(int & nx, int & ny) const override { nx = ny = image_size_; }
+    size_t max_nodes(const graph_opts &) const override { return 64 + (size_t) n_run_ * 64; }
+    size_t n_weights() const override { return 16 + (size_t) n_run_ * 16; }
 
     graph_out build(ggml_context * ctx0, ggml_cgraph * gf, const graph_opts & o) const override {
         const int E = n_embd_, H = n_head_, D = n_embd_ / n_head_;
@@ -481,18 +429,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
-    if (!f.get_bool("clip.has_vision_encoder", false)) {
-        throw error(HP_ERR_UNSUP, strfmt("%s: clip.has_vision_encoder is not true (no vision encoder)", f.path().c_str()));
-    }
-    std::string proj = f.get_str("clip.projector_type", "");
-    if (proj.empty()) proj = f.get_str("clip.vision.projector_type", "");
-    if (proj.empty()) proj = "mlp"; // llama.cpp's default for old LLaVA files
-    if (proj == "mlp") {
-        return std::make_unique<llava_mlp>(f, layout);
-    }
-    throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp)", f.path().c_str(),
-                                     proj.c_str()));
+std::unique_ptr<vision_family> make_llava_mlp(const gguf_file & f, int layout) {
+    return std::make_unique<llava_mlp>(f, layout);
 }
 
 } // namespace hp

@@ -407,6 +407,11 @@ func (c *Context) DecodeEmbeddings(embd []float32, pos0 int, logitsLast bool) er
 		return fmt.Errorf("decode: %d floats is not a whole number of %d-wide embeddings: %w", len(embd), c.nEmbd, ErrArg)
 	}
 	n := len(embd) / c.nEmbd
+	// llama.cpp would read 4 positions per row of an M-RoPE model's
+	// embeddings batch, past the one per row this batch holds.
+	if c.model.UsesMRoPE() {
+		return fmt.Errorf("decode: the model uses M-RoPE: its embeddings take DecodeEmbeddingsMRoPE: %w", ErrArg)
+	}
 	if err := c.checkRoom(pos0, n); err != nil {
 		return err
 	}

@@ -26,10 +26,17 @@ func (pi ProjectorInfo) Encoder() bool { return slices.Contains(EncoderProjector
 // Known reports whether the pinned llama.cpp's clip.cpp knows the type.
 func (pi ProjectorInfo) Known() bool { return pi.Family != "" }
 
-// EncoderProjectors lists the projector types the instrumented encoder
-// runs: the families make_family in family_llava.cpp builds (its "not
-// supported" message lists the same).
+// EncoderProjectors lists the projector types the pipeline prunes with the
+// instrumented encoder (ProjectorInfo.Encoder; the llava package routes the
+// others through mtmd). It is a subset of InstrumentedProjectors:
+// qwen2.5vl_merger joins it once the pipeline gives pruned Qwen2.5-VL
+// tokens their M-RoPE positions.
 func EncoderProjectors() []string { return []string{"mlp"} }
+
+// InstrumentedProjectors lists every projector type OpenEncoder runs: the
+// families make_family in encoder.cpp builds (its "not supported" message
+// lists the same).
+func InstrumentedProjectors() []string { return []string{"mlp", "qwen2.5vl_merger"} }
 
 // projectorFamilies maps every projector type name of the pinned llama.cpp
 // (PROJECTOR_TYPE_NAMES in tools/mtmd/clip-impl.h, commit ec98e2002) to the

@@ -59,7 +59,7 @@ func TestProjectorFamiliesFollowClip(t *testing.T) {
 		assert.NotEmpty(t, bridge.ProjectorFamily(string(m[1])), "projector type %q has no family", m[1])
 	}
 	assert.Empty(t, bridge.ProjectorFamily("no-such-type"))
-	for _, typ := range bridge.EncoderProjectors() {
+	for _, typ := range bridge.InstrumentedProjectors() {
 		assert.NotEmpty(t, bridge.ProjectorFamily(typ), typ)
 	}
 }
@@ -70,7 +70,10 @@ func TestGemma3ThroughMtmd(t *testing.T) {
 	lm, mm := fixture.Gemma3(t)
 	_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
 	assert.ErrorIs(t, err, bridge.ErrUnsup)
-	assert.ErrorContains(t, err, `projector type "gemma3" is not supported (supported: `+strings.Join(bridge.EncoderProjectors(), ", ")+")")
+	assert.ErrorContains(t, err, `projector type "gemma3" is not supported (supported: `+strings.Join(bridge.InstrumentedProjectors(), ", ")+")")
+	for _, typ := range bridge.EncoderProjectors() {
+		assert.Contains(t, bridge.InstrumentedProjectors(), typ, "the pipeline prunes only what the encoder runs")
+	}
 
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
 	require.NoError(t, err)

@@ -40,6 +40,10 @@
 // expressions are not contracted into fused multiply-adds; the Go code uses
 // explicit float32 conversions to forbid fusion as well (Go fuses on arm64).
 //
+// Qwen2-VL / Qwen2.5-VL images keep their aspect ratio and (about) their
+// size instead: see dynamic.go (SmartResize, PreprocessDynamic), bit-exact
+// with clip_image_preprocess for those projectors.
+//
 // # Decoding
 //
 // llama.cpp (mtmd_helper_bitmap_init_from_buf) decodes with stb_image,

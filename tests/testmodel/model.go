@@ -21,14 +21,26 @@ func (s LMSpec) tensors() []tensorDef {
 	mat := func(name string, ne0, ne1 int64, std float64) tensorDef {
 		return tensorDef{name: name, typ: s.Type, ne: []int64{ne0, ne1}, std: std}
 	}
+	bias := func(name string, n int64) tensorDef {
+		return tensorDef{name: name, typ: F32, ne: []int64{n}, std: 0.02}
+	}
+	qwen := s.arch() == ArchQwen2VL
 	ts := []tensorDef{mat("token_embd.weight", e, v, se)}
 	for i := 0; i < s.NLayer; i++ {
 		p := fmt.Sprintf("blk.%d.", i)
+		ts = append(ts, norm(p+"attn_norm.weight"), mat(p+"attn_q.weight", e, e, se))
+		if qwen {
+			ts = append(ts, bias(p+"attn_q.bias", e))
+		}
+		ts = append(ts, mat(p+"attn_k.weight", e, kv, se))
+		if qwen {
+			ts = append(ts, bias(p+"attn_k.bias", kv))
+		}
+		ts = append(ts, mat(p+"attn_v.weight", e, kv, se))
+		if qwen {
+			ts = append(ts, bias(p+"attn_v.bias", kv))
+		}
 		ts = append(ts,
-			norm(p+"attn_norm.weight"),
-			mat(p+"attn_q.weight", e, e, se),
-			mat(p+"attn_k.weight", e, kv, se),
-			mat(p+"attn_v.weight", e, kv, se),
 			mat(p+"attn_output.weight", e, e, se),
 			norm(p+"ffn_norm.weight"),
 			mat(p+"ffn_gate.weight", e, f, se),
@@ -36,7 +48,11 @@ func (s LMSpec) tensors() []tensorDef {
 			mat(p+"ffn_down.weight", f, e, sf),
 		)
 	}
-	return append(ts, norm("output_norm.weight"), mat("output.weight", e, v, se))
+	ts = append(ts, norm("output_norm.weight"))
+	if !s.TiedOutput {
+		ts = append(ts, mat("output.weight", e, v, se))
+	}
+	return ts
 }
 
 // Weights supplies trained tensor data by GGUF tensor name: the values in
@@ -73,13 +89,13 @@ func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	voc, err := BuildVocab(s.VocabWords)
+	voc, err := BuildVocabSpecials(s.VocabWords, s.Specials)
 	if err != nil {
 		return nil, err
 	}
-	const a = "llama."
+	a := s.arch() + "."
 	w := gguf.NewWriter()
-	w.AddString("general.architecture", "llama")
+	w.AddString("general.architecture", s.arch())
 	w.AddString("general.name", fmt.Sprintf("hiprune testmodel lm %dx%d %v seed %d", s.NLayer, s.NEmbd, s.Type, s.Seed))
 	w.AddUint32("general.file_type", lmFileType[s.Type])
 	w.AddUint32("general.quantization_version", 2)
@@ -93,15 +109,26 @@ func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 	w.AddUint32(a+"attention.head_count", uint32(s.NHead))
 	w.AddUint32(a+"attention.head_count_kv", uint32(s.NHeadKV))
 	w.AddFloat32(a+"attention.layer_norm_rms_epsilon", LMRMSEps)
-	w.AddFloat32(a+"rope.freq_base", LMRopeFreq)
+	if s.RopeFreqBase > 0 {
+		w.AddFloat32(a+"rope.freq_base", s.RopeFreqBase)
+	} else {
+		w.AddFloat32(a+"rope.freq_base", LMRopeFreq)
+	}
+	if len(s.RopeSections) > 0 {
+		w.AddInt32Array(a+"rope.dimension_sections", s.RopeSections)
+	}
 	w.AddString("tokenizer.ggml.model", "llama")
 	w.AddStringArray("tokenizer.ggml.tokens", voc.Tokens)
 	w.AddFloat32Array("tokenizer.ggml.scores", voc.Scores)
 	w.AddInt32Array("tokenizer.ggml.token_type", voc.Types)
 	w.AddUint32("tokenizer.ggml.bos_token_id", BOSID)
-	w.AddUint32("tokenizer.ggml.eos_token_id", EOSID)
+	eos := EOSID
+	if s.EOSPiece != "" {
+		eos, _ = voc.ID(s.EOSPiece)
+	}
+	w.AddUint32("tokenizer.ggml.eos_token_id", uint32(eos))
 	w.AddUint32("tokenizer.ggml.unknown_token_id", UnkID)
-	w.AddBool("tokenizer.ggml.add_bos_token", true)
+	w.AddBool("tokenizer.ggml.add_bos_token", !s.NoBOS)
 	w.AddBool("tokenizer.ggml.add_eos_token", false)
 	if s.ChatTemplate != "" {
 		w.AddString("tokenizer.chat_template", s.ChatTemplate)
@@ -135,8 +162,11 @@ func (c ClipSpec) tensorMakers() (bias func(string, int64) tensorDef, lnW func(s
 // tensors lists the mmproj tensors in file order (the LLaVA converter's order:
 // projector first, then the CLIP state dict).
 func (c ClipSpec) tensors() []tensorDef {
-	if c.projector() == ProjectorGemma3 {
+	switch c.projector() {
+	case ProjectorGemma3:
 		return c.gemma3Tensors()
+	case ProjectorQwen25VL:
+		return c.qwenTensors()
 	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
@@ -209,6 +239,16 @@ func NewMMProjWriterWeights(c ClipSpec, ws Weights) (*gguf.Writer, error) {
 		w.AddUint32(v+"projector.scale_factor", uint32(c.MergeFactor))
 	}
 	w.AddBool("clip.use_gelu", c.UseGELU)
+	if c.UseSiLU {
+		w.AddBool("clip.use_silu", true)
+	}
+	if c.projector() == ProjectorQwen25VL {
+		w.AddUint32(v+"spatial_merge_size", QwenMerge)
+		w.AddUint32(v+"n_wa_pattern", uint32(c.WAPattern))
+		if c.WindowSize > 0 {
+			w.AddUint32(v+"window_size", uint32(c.WindowSize))
+		}
+	}
 	w.AddUint32(v+"image_size", uint32(c.ImageSize))
 	w.AddUint32(v+"patch_size", uint32(c.PatchSize))
 	w.AddUint32(v+"embedding_length", uint32(c.NEmbd))

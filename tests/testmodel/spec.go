@@ -2,7 +2,9 @@
 // "llama" language model and a "clip" mmproj with an "mlp" projector) with
 // random weights, using the keys and tensor names llama.cpp's loaders read,
 // so tests and benchmarks never need to download a model. It also writes a
-// Gemma 3 mmproj (gemma3.go), a family that runs through llama.cpp's mtmd.
+// Gemma 3 mmproj (gemma3.go), a family that runs through llama.cpp's mtmd,
+// and Qwen2.5-VL pairs (qwen25vl.go: a qwen2vl LM and a qwen2.5vl_merger
+// mmproj).
 package testmodel
 
 import (
@@ -53,6 +55,40 @@ type LMSpec struct {
 	Type         gguf.Type
 	Seed         uint64
 	ChatTemplate string // written as tokenizer.chat_template only if non-empty
+	// Arch is general.architecture: "" or ArchLlama is a Llama-2 model;
+	// ArchQwen2VL the language model of Qwen2-VL / Qwen2.5-VL (qwen25vl.go:
+	// q/k/v biases, M-RoPE). The fields below stay out of Llama specs'
+	// records, so their hashes and cached files are unchanged.
+	Arch string `json:",omitempty"`
+	// RopeSections is qwen2vl.rope.dimension_sections: the rotary pairs of
+	// each head given to the time, row and column positions (and a fourth,
+	// unused section); they must add up to half the head size. Qwen2vl only.
+	RopeSections []int32 `json:",omitempty"`
+	// RopeFreqBase is rope.freq_base; 0 writes LMRopeFreq.
+	RopeFreqBase float32 `json:",omitempty"`
+	// TiedOutput leaves output.weight out: llama.cpp then reads the output
+	// projection from token_embd (Qwen2.5-VL-3B ties them).
+	TiedOutput bool `json:",omitempty"`
+	// Specials are CONTROL tokens appended after the built-in vocabulary
+	// (before any VocabWords padding), e.g. Qwen's <|vision_start|>.
+	Specials []string `json:",omitempty"`
+	// EOSPiece names the end-of-sequence token ("" is </s>); NoBOS writes
+	// add_bos_token false (Qwen's tokenizer adds no BOS).
+	EOSPiece string `json:",omitempty"`
+	NoBOS    bool   `json:",omitempty"`
+}
+
+// Architectures the LM writer knows.
+const (
+	ArchLlama   = "llama"
+	ArchQwen2VL = "qwen2vl"
+)
+
+func (s LMSpec) arch() string {
+	if s.Arch == "" {
+		return ArchLlama
+	}
+	return s.Arch
 }
 
 // ClipSpec describes a CLIP ViT vision encoder with a LLaVA-1.5 MLP projector.
@@ -109,12 +145,22 @@ type ClipSpec struct {
 	// MergeFactor is Gemma 3's pooling kernel over the patch grid
 	// (clip.vision.projector.scale_factor; 0 writes no key: clip.cpp's 4).
 	MergeFactor int `json:",omitempty"`
+	// UseSiLU writes clip.use_silu = true (Qwen2.5-VL's gated MLP is SiLU).
+	UseSiLU bool `json:",omitempty"`
+	// Qwen2.5-VL (qwen25vl.go), unset for the other projectors:
+	// WAPattern is clip.vision.n_wa_pattern: blocks WAPattern, 2*WAPattern,
+	// ... (1-based) attend over the whole image, the others within windows;
+	// WindowSize is clip.vision.window_size in pixels (written when > 0;
+	// the pinned llama.cpp uses 112 whatever the file says).
+	WAPattern  int `json:",omitempty"`
+	WindowSize int `json:",omitempty"`
 }
 
 // Projector types the generator writes.
 const (
-	ProjectorMLP    = "mlp"
-	ProjectorGemma3 = "gemma3"
+	ProjectorMLP      = "mlp"
+	ProjectorGemma3   = "gemma3"
+	ProjectorQwen25VL = "qwen2.5vl_merger"
 )
 
 func (c ClipSpec) projector() string {
@@ -126,9 +172,15 @@ func (c ClipSpec) projector() string {
 
 // NImageTokens is the number of embeddings the projector gives the LM per
 // image: every patch for LLaVA's MLP, the pooled grid for Gemma 3.
+// For Qwen2.5-VL, whose token count follows the image, it is the count
+// for an ImageSize x ImageSize input.
 func (c ClipSpec) NImageTokens() int {
-	if c.projector() == ProjectorGemma3 {
+	switch c.projector() {
+	case ProjectorGemma3:
 		n := c.ImageSize / max(c.PatchSize, 1) / c.mergeFactor()
+		return n * n
+	case ProjectorQwen25VL:
+		n := c.ImageSize / max(c.PatchSize, 1) / QwenMerge
 		return n * n
 	}
 	return c.NPatches()
@@ -168,8 +220,8 @@ func (s LMSpec) Validate() error {
 		return fieldErr(k, "NCtx", s.NCtx, "must be >= 1")
 	case s.VocabWords < 0:
 		return fieldErr(k, "VocabWords", s.VocabWords, "must be >= 0")
-	case s.VocabWords > 0 && s.VocabWords < BuiltinVocabSize():
-		return fieldErr(k, "VocabWords", s.VocabWords, fmt.Sprintf("must be 0 or >= the built-in vocabulary size %d", BuiltinVocabSize()))
+	case s.VocabWords > 0 && s.VocabWords < BuiltinVocabSize()+len(s.Specials):
+		return fieldErr(k, "VocabWords", s.VocabWords, fmt.Sprintf("must be 0 or >= the built-in vocabulary size %d", BuiltinVocabSize()+len(s.Specials)))
 	case s.VocabWords > 1<<22:
 		return fieldErr(k, "VocabWords", s.VocabWords, "too large")
 	case s.Type != F32 && s.Type != F16 && s.Type != Q4_0:
@@ -178,8 +230,20 @@ func (s LMSpec) Validate() error {
 		return fieldErr(k, "NEmbd", s.NEmbd, "must be a multiple of 32 for Q4_0")
 	case s.Type == Q4_0 && s.NFF%gguf.QK != 0:
 		return fieldErr(k, "NFF", s.NFF, "must be a multiple of 32 for Q4_0")
+	case s.arch() != ArchLlama && s.arch() != ArchQwen2VL:
+		return fieldErr(k, "Arch", s.Arch, fmt.Sprintf("must be %q or %q", ArchLlama, ArchQwen2VL))
+	case !(s.RopeFreqBase >= 0) || math.IsInf(float64(s.RopeFreqBase), 0):
+		return fieldErr(k, "RopeFreqBase", s.RopeFreqBase, "must be 0 (default) or a finite value > 0")
 	}
-	return nil
+	for i, p := range s.Specials {
+		if p == "" || slices.Contains(s.Specials[:i], p) {
+			return fieldErr(k, "Specials", s.Specials, fmt.Sprintf("piece %d is empty or repeated", i))
+		}
+	}
+	if s.EOSPiece != "" && !slices.Contains(s.Specials, s.EOSPiece) {
+		return fieldErr(k, "EOSPiece", s.EOSPiece, "must be one of Specials")
+	}
+	return s.validateRope()
 }
 
 // Validate checks the spec and returns an error naming the bad field.
@@ -200,8 +264,10 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "NEmbd", c.NEmbd, fmt.Sprintf("not divisible by NHead=%d", c.NHead))
 	case c.NFF < 1:
 		return fieldErr(k, "NFF", c.NFF, "must be >= 1")
-	case c.NLayer < 2:
+	case c.NLayer < 2 && c.projector() == ProjectorMLP:
 		return fieldErr(k, "NLayer", c.NLayer, "must be >= 2 (llama.cpp's llava graph runs NLayer-1 blocks)")
+	case c.NLayer < 1:
+		return fieldErr(k, "NLayer", c.NLayer, "must be >= 1")
 	case c.FeatureLayer < 0 || c.FeatureLayer > c.NLayer:
 		return fieldErr(k, "FeatureLayer", c.FeatureLayer, fmt.Sprintf("must be 0 (no key) or 1..NLayer=%d", c.NLayer))
 	case len(c.GridPinpoints)%2 != 0 || slices.ContainsFunc(c.GridPinpoints, func(v int32) bool { return v < 1 }):
@@ -210,14 +276,19 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
 		return fieldErr(k, "Type", c.Type, "must be F32 or F16")
-	case c.projector() != ProjectorMLP && c.projector() != ProjectorGemma3:
-		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q or %q", ProjectorMLP, ProjectorGemma3))
+	case c.projector() != ProjectorMLP && c.projector() != ProjectorGemma3 && c.projector() != ProjectorQwen25VL:
+		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q, %q or %q", ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL))
 	case c.MergeFactor < 0 || (c.MergeFactor > 0 && c.projector() != ProjectorGemma3):
 		return fieldErr(k, "MergeFactor", c.MergeFactor, "must be 0, or >= 1 for a gemma3 projector")
 	case c.projector() == ProjectorGemma3 && (c.ImageSize/c.PatchSize)%c.mergeFactor() != 0:
 		return fieldErr(k, "MergeFactor", c.MergeFactor, fmt.Sprintf("must divide the %d-patch grid side", c.ImageSize/c.PatchSize))
 	case !(c.LayerNormEps > 0) || math.IsInf(float64(c.LayerNormEps), 0):
 		return fieldErr(k, "LayerNormEps", c.LayerNormEps, "must be a finite value > 0")
+	case c.UseGELU && c.UseSiLU:
+		return fieldErr(k, "UseSiLU", c.UseSiLU, "UseGELU and UseSiLU are both set (clip.cpp refuses that)")
+	}
+	if err := c.validateQwen(); err != nil {
+		return err
 	}
 	for i := range 3 {
 		if !(c.Std[i] > 0) || math.IsInf(float64(c.Std[i]), 0) {
@@ -235,7 +306,7 @@ func (s LMSpec) NVocab() int {
 	if s.VocabWords > 0 {
 		return s.VocabWords
 	}
-	return BuiltinVocabSize()
+	return BuiltinVocabSize() + len(s.Specials)
 }
 
 // ParamCount is the number of parameters (elements of all tensors).
@@ -243,13 +314,23 @@ func (s LMSpec) ParamCount() int64 {
 	e, f, v := int64(s.NEmbd), int64(s.NFF), int64(s.NVocab())
 	kv := e / int64(s.NHead) * int64(s.NHeadKV)
 	perLayer := 2*e + 2*e*e + 2*e*kv + 3*e*f
-	return 2*v*e + e + int64(s.NLayer)*perLayer
+	if s.arch() == ArchQwen2VL {
+		perLayer += e + 2*kv // q, k, v biases
+	}
+	n := 2*v*e + e + int64(s.NLayer)*perLayer
+	if s.TiedOutput {
+		n -= v * e
+	}
+	return n
 }
 
 // ParamCount is the number of parameters (elements of all tensors).
 func (c ClipSpec) ParamCount() int64 {
-	if c.projector() == ProjectorGemma3 {
+	switch c.projector() {
+	case ProjectorGemma3:
 		return c.gemma3ParamCount()
+	case ProjectorQwen25VL:
+		return c.qwenParamCount()
 	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
@@ -314,14 +395,22 @@ func ClipL336() ClipSpec {
 }
 
 // Presets lists the names PresetPair accepts.
-var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next"}
+var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next", "tiny-qwen", "mid-qwen", "qwen3b"}
 
 // PresetPair returns the LM and mmproj specs of a named pair:
 // tiny = TinyLM + TinyClip; mid = TinyLM + MidClip(64);
 // 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336; the
-// -next pairs are tiny and 1b with LLaVA-NeXT's metadata (WithNeXT).
+// -next pairs are tiny and 1b with LLaVA-NeXT's metadata (WithNeXT);
+// tiny-qwen = TinyQwenLM + TinyQwen25VL; mid-qwen = TinyQwenLM +
+// MidQwen25VL(64); qwen3b = Qwen25VL3BLM + Qwen25VL3BVision (qwen25vl.go).
 func PresetPair(name string) (LMSpec, ClipSpec, error) {
 	switch name {
+	case "tiny-qwen":
+		return TinyQwenLM(), TinyQwen25VL(), nil
+	case "mid-qwen":
+		return TinyQwenLM(), MidQwen25VL(TinyQwenLM().NEmbd), nil
+	case "qwen3b":
+		return Qwen25VL3BLM(), Qwen25VL3BVision(), nil
 	case "tiny-next", "1b-next":
 		l, c, err := PresetPair(strings.TrimSuffix(name, "-next"))
 		return l, WithNeXT(c), err

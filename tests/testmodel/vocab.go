@@ -131,7 +131,12 @@ func BuiltinVocabSize() int { return builtinSize() }
 // the vocabulary is padded with unique synthetic pieces to exactly size tokens
 // (an error if size is below the built-in size). It never produces a repeated
 // piece: every piece passes through a set and a repeat is an error.
-func BuildVocab(size int) (*Vocab, error) {
+func BuildVocab(size int) (*Vocab, error) { return BuildVocabSpecials(size, nil) }
+
+// BuildVocabSpecials is BuildVocab with the given CONTROL pieces (score 0)
+// between the built-in pieces and the padding: their ids follow the
+// built-in vocabulary, and size counts them.
+func BuildVocabSpecials(size int, specials []string) (*Vocab, error) {
 	v := &Vocab{index: map[string]int{}}
 	steps := []struct {
 		piece string
@@ -203,6 +208,11 @@ func BuildVocab(size int) (*Vocab, error) {
 		next--
 	}
 
+	for _, p := range specials {
+		if err := v.add(p, TokenControl, 0); err != nil {
+			return nil, err
+		}
+	}
 	if size > 0 {
 		if size < v.Len() {
 			return nil, fmt.Errorf("testmodel: requested vocabulary size %d is smaller than the built-in vocabulary (%d tokens)", size, v.Len())

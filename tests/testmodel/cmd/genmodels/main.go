@@ -1,7 +1,7 @@
 // Command genmodels writes a deterministic LLaVA-1.5-format GGUF pair
 // (language model + mmproj) with random weights and prints the two paths:
 //
-//	go run ./tests/testmodel/cmd/genmodels -preset tiny|mid|1b|7b -out DIR
+//	go run ./tests/testmodel/cmd/genmodels -preset tiny|mid|1b|7b|tiny-qwen|qwen3b|... -out DIR
 //
 // Files are cached: DIR/<preset>-lm.gguf and DIR/<preset>-mmproj.gguf are
 // regenerated only when missing or when DIR/<preset>.spec.json differs.
