@@ -145,3 +145,64 @@ fuzz-inputs: deps
 
 clean:
 	rm -rf bin .deps-stamp third_party/include
+
+# ---------------------------------------------------------------------------
+# arm64 (edge devices: Raspberry Pi 5, Jetson-class boards) from this x86-64
+# machine: Debian's cross toolchain and generic armv8.2-a flags (dot product
+# and fp16, which the Cortex-A76 of a Pi 5 and the Cortex-A78AE of a Jetson
+# Orin have; no -mcpu=native). The native flags above are left alone: these
+# targets pass their own CC, CXX, GOARCH and CGO flags, so the cgo build
+# cache keeps one llama.cpp per architecture (the first arm64 compile takes
+# about 20 minutes on 2 loaded cores, cached after).
+ARM64_CPU_FLAGS ?= -O3 -march=armv8.2-a+dotprod+fp16
+ARM64_SYSROOT ?= /usr/aarch64-linux-gnu
+# uname -m says aarch64 on arm64 Linux, arm64 on macOS: both run arm64 natively.
+ARM64_HOST := $(filter aarch64 arm64,$(ARCH))
+ifneq ($(ARM64_HOST),)
+ARM64_CC ?= gcc
+ARM64_CXX ?= g++
+ARM64_EMULATOR ?=
+ARM64_OS :=
+else
+ARM64_CC ?= aarch64-linux-gnu-gcc
+ARM64_CXX ?= aarch64-linux-gnu-g++
+# No binfmt_misc is assumed: go test -exec runs each test binary under qemu,
+# and the tests run every arm64 binary they start through HIPRUNE_EMULATOR.
+ARM64_EMULATOR ?= qemu-aarch64 -L $(ARM64_SYSROOT)
+ARM64_OS := GOOS=linux
+endif
+ARM64_ENV = CGO_ENABLED=1 $(ARM64_OS) GOARCH=arm64 CC=$(ARM64_CC) CXX=$(ARM64_CXX) \
+	CGO_CFLAGS='$(ARM64_CPU_FLAGS)' CGO_CXXFLAGS='$(ARM64_CPU_FLAGS)'
+CROSS_TEST_TIMEOUT ?= 180m
+
+# `make build GOARCH=arm64` cross-compiles bin/chat with the flags above.
+ifeq ($(GOARCH),arm64)
+ifeq ($(ARM64_HOST),)
+CGO_CFLAGS := $(ARM64_CPU_FLAGS)
+CGO_CXXFLAGS := $(ARM64_CPU_FLAGS)
+export CC := $(ARM64_CC)
+export CXX := $(ARM64_CXX)
+export GOOS := linux
+endif
+endif
+
+.PHONY: cross-deps cross-test
+
+# Debian's cross toolchain, qemu-user and the arm64 C library qemu loads.
+cross-deps:
+	@if [ -z "$(ARM64_HOST)" ] && ! { command -v $(ARM64_CXX) && command -v qemu-aarch64 && \
+		[ -e $(ARM64_SYSROOT)/lib/ld-linux-aarch64.so.1 ]; } >/dev/null; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		if [ -z "$$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$$' -e '^partial$$' -e '^auxfiles$$')" ]; then \
+			$$sudo apt-get update -q; fi; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q crossbuild-essential-arm64 qemu-user || \
+		{ $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q crossbuild-essential-arm64 qemu-user; }; \
+	fi
+
+# vet, then every unit, parity and CLI test built for linux/arm64 and run
+# under qemu-user, on the tiny generated models; tests at real shapes or too
+# slow under emulation skip, saying why.
+cross-test: deps cross-deps
+	$(ARM64_ENV) $(GO) vet ./...
+	$(ARM64_ENV) HIPRUNE_EMULATOR='$(ARM64_EMULATOR)' $(GO) test $(TEST_FLAGS) -timeout $(CROSS_TEST_TIMEOUT) \
+		$(if $(ARM64_EMULATOR),-exec '$(ARM64_EMULATOR)') ./...

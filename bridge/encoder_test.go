@@ -13,6 +13,7 @@ import (
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/internal/gguf"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/refvit"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
@@ -61,6 +62,9 @@ func TestEncoderMatchesLlamaCppClip(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.preset, func(t *testing.T) {
+			if tc.preset == "mid" {
+				emulator.Skip(t, "CLIP-L widths in f16 (4 encodes of 577 tokens) take over 30 minutes under qemu, whose fp16 arithmetic is software; the tiny case runs the same graph")
+			}
 			_, mm := fixture.Pair(t, tc.preset)
 			clip, err := bridge.OpenClip(mm, false, -1)
 			require.NoError(t, err)

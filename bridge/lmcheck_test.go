@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/internal/gguf"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 )
 
@@ -411,7 +411,7 @@ func runLMChild(t *testing.T, raw bool, timeout time.Duration, paths ...string) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLMCheckChild$", "-test.count=1")
+	cmd := emulator.CommandContext(ctx, os.Args[0], "-test.run=^TestLMCheckChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "HIPRUNE_LMCHECK_FILES="+strings.Join(paths, "\n"), "GGML_NO_BACKTRACE=1")
 	if raw {
 		cmd.Env = append(cmd.Env, "HIPRUNE_LMCHECK_RAW=1")

@@ -15,12 +15,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cd "$root"
 
+# Without apt-get (macOS), copies of the headers in INCLUDE_DIR do as well.
 need_apt=()
-[ -f /usr/include/nlohmann/json.hpp ] || need_apt+=(nlohmann-json3-dev)
-[ -f /usr/include/stb/stb_image.h ] || need_apt+=(libstb-dev)
+[ -f /usr/include/nlohmann/json.hpp ] || [ -f "$inc/nlohmann/json.hpp" ] || need_apt+=(nlohmann-json3-dev)
+[ -f /usr/include/stb/stb_image.h ] || [ -f "$inc/stb/stb_image.h" ] || need_apt+=(libstb-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if ! command -v apt-get >/dev/null; then
-		echo "setup: missing ${need_apt[*]} and no apt-get; install them by hand" >&2
+		echo "setup: missing ${need_apt[*]} and no apt-get; install them by hand," \
+			"or copy nlohmann/json.hpp, nlohmann/json_fwd.hpp and stb/stb_image.h into $inc" >&2
 		exit 1
 	fi
 	sudo=""

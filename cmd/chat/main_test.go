@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -61,9 +62,9 @@ type result struct {
 // runChat runs the binary with args and stdin, in dir (so relative paths work).
 func runChat(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), emulator.Timeout(60*time.Second))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, chatBin, args...)
+	cmd := emulator.CommandContext(ctx, chatBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -34,6 +34,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hiprune/hiprune-go/cmd/chat/internal/openai"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -774,7 +775,7 @@ func TestServeShutdown(t *testing.T) {
 func serveBinary(t *testing.T, args ...string) (string, *exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	e := setup(t)
-	cmd := exec.Command(chatBin, append([]string{"serve", "-m", e.lm, "--mmproj", e.mm, "--port", "0", "-t", "1", "-c", "1024", "--temp", "0"}, args...)...)
+	cmd := emulator.Command(chatBin, append([]string{"serve", "-m", e.lm, "--mmproj", e.mm, "--port", "0", "-t", "1", "-c", "1024", "--temp", "0"}, args...)...)
 	stderr := &lockedBuffer{}
 	pipe, err := cmd.StderrPipe()
 	require.NoError(t, err)

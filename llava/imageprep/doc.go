@@ -36,9 +36,15 @@
 //     (HWC: buf[3*(y*nx+x)+c]), nx = ny = S. clip_encode_float_image copies
 //     such a buffer verbatim, so Float.Pix uses the same layout.
 //
-// llama.cpp is built here for x86-64 without -mfma, so the C++ float
-// expressions are not contracted into fused multiply-adds; the Go code uses
-// explicit float32 conversions to forbid fusion as well (Go fuses on arm64).
+// Fused multiply-adds: GCC contracts C++ float expressions even with
+// -std=c++17, so with FMA in the target flags (x86-64 -march=native on recent
+// CPUs, every arm64 build) img_tool's lerp runs as one FMA. The Go code
+// rounds every product explicitly (float32(...)), which Go needs on arm64,
+// where it fuses otherwise: an unrounded x*(W-1)/newW fused into the
+// fraction px - floor(px) changed a few bytes of every resized image (make
+// cross-test caught it). The remaining lerp difference moves a truncated
+// byte only when s + (e-s)*t lies within one float32 ulp of an integer,
+// which no image of the parity tests hits on either architecture.
 //
 // Qwen2-VL / Qwen2.5-VL images keep their aspect ratio and (about) their
 // size instead: see dynamic.go (SmartResize, PreprocessDynamic), bit-exact

@@ -136,7 +136,7 @@ func Letterbox(img *RGB, size int) (*RGB, error) {
 }
 
 // lerp is img_tool::lerp, s + (e - s) * t in float32; the conversion keeps
-// Go from fusing it into an FMA (C++ here is compiled without FMA).
+// Go from fusing it into an FMA (see the package comment on fusion).
 func lerp(s, e, t float32) float32 {
 	return s + float32((e-s)*t)
 }
@@ -152,7 +152,9 @@ func resizeBilinear(src *RGB, tw, th int) *RGB {
 	x1 := make([]int, tw) // byte offset of the right sample
 	xl := make([]float32, tw)
 	for x := 0; x < tw; x++ {
-		px := xRatio * float32(x)
+		// Rounded on its own: on arm64 Go would otherwise fuse the product
+		// into px - float32(xf) below (FNMSUB), a different fraction.
+		px := float32(xRatio * float32(x))
 		xf := int(px)
 		xl[x] = px - float32(xf)
 		x0[x] = 3 * xf
@@ -162,7 +164,7 @@ func resizeBilinear(src *RGB, tw, th int) *RGB {
 	}
 	rowLen := 3 * src.W
 	for y := 0; y < th; y++ {
-		py := yRatio * float32(y)
+		py := float32(yRatio * float32(y))
 		yf := int(py)
 		yl := py - float32(yf)
 		top := src.Pix[yf*rowLen : (yf+1)*rowLen]

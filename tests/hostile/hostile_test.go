@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -74,7 +75,7 @@ type outcome struct {
 func run(bin string, timeout time.Duration, args []string) (outcome, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := emulator.CommandContext(ctx, bin, args...)
 	cmd.Stdin = strings.NewReader("")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
