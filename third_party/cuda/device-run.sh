@@ -5,11 +5,14 @@
 #
 #   run(command="bash third_party/cuda/device-run.sh", carry=[".device"], timeout_s=600)
 #
-# Steps, each under its own limit (seconds), about 9 minutes in all: under
-# the 10 one command may run, and with the machine's start-up inside the 15
-# minutes of device time a task has.
+# Steps, each under its own ceiling (seconds; together more than the 600 a
+# command may run, since the build's time is a guess: about 5 minutes for
+# one architecture on 16 cores, not yet timed; the rest should take about
+# 2). With the machine's start-up that fits the 15 minutes of device time a
+# task has, once; a rerun soon after, on the still-warm machine, reuses the
+# build.
 #   0  GPU, tools, unpack; check the binaries built elsewhere run here   ~10
-#   1  build.sh cuda (CUDA_ARCH, default 90: H100/H200): libggml-cuda.so  330
+#   1  build.sh cuda (CUDA_ARCH, default 90: H100/H200): libggml-cuda.so  420
 #      into .device/run/lib/ollama, the ../lib/ollama beside the binaries;
 #      meanwhile bench -prepare generates the 1B pair on the CPU
 #   2  the library loads (dlopen, as ggml's registry does), the registry
@@ -17,7 +20,7 @@
 #   3  tests/gpu on the tiny and mid pairs: our encoder vs llama.cpp's
 #      clip on the GPU and vs the CPU; the pipeline (-ngl 99, encoder on
 #      the GPU) vs mtmd on the GPU and vs the CPU                           120
-#   4  tests/gpu's encoder parity on the 1B pair (CLIP-L/14-336, 23 blocks)  60
+#   4  tests/gpu's encoder parity on the 1B pair (CLIP-L/14-336's depth)   60
 #   5  chat -ngl 99 --encoder-gpu on the 1B pair, HiPrune 64 of 576          45
 #   6  bench -model 1b -keep 64 -ngl 99 -encoder-gpu: rows mtmd, none,
 #      hiprune-64 (medians of BENCH_RUNS runs, default 5)                    120
@@ -25,8 +28,8 @@
 # $OUT (the device tool's folder; /tmp/hiprune-device elsewhere) gets
 # device-run.log (the console), tests.log (the tests' whole output),
 # chat.log, bench.log (its progress), 1b.json (its figures) and summary.txt
-# (what goes into the closing note). A second run on the same machine
-# reuses the CMake build (.cache/ggml-build-cuda).
+# (what goes into the closing note). The CMake build is in
+# .cache/ggml-build-cuda, the models in .cache/models.
 #
 # --rehearse runs the same steps on a machine without a GPU, with the fake
 # GPU test backend (build.sh cpu-check) in place of CUDA and every limit
@@ -59,14 +62,15 @@ work=$(mktemp -d)
 
 elapsed() { echo $(($(date +%s) - t_start)); }
 note() { echo "$*" | tee -a "$summary"; }
-# step NAME LIMIT_S CMD...: runs CMD under a time limit and records the result.
+# step NAME LIMIT_S CMD...: runs CMD under a time limit and records the
+# result; STEP_OUT and STEP_ERR, if set, take CMD's stdout and stderr.
 step() {
 	local name=$1 limit=$2 t0 rc
 	shift 2
 	echo
 	echo "== [$(elapsed) s] $name (limit ${limit} s)"
 	t0=$(date +%s)
-	timeout --kill-after=10 $((limit * scale)) "$@"
+	timeout --kill-after=10 $((limit * scale)) "$@" >"${STEP_OUT:-/dev/stdout}" 2>"${STEP_ERR:-/dev/stderr}"
 	rc=$?
 	local verdict=ok
 	[ $rc = 0 ] || verdict="FAILED (exit $rc$([ $rc = 124 ] && echo ', time limit'))"
@@ -93,7 +97,7 @@ fi
 # ---- 1: the CUDA library, and the 1B pair meanwhile ------------------------------
 (cd "$run" && bin/bench -model 1b -prepare >"$work/prepare.log" 2>&1) &
 prepare_pid=$!
-if ! step "build $backend_lib (CUDA_ARCH=$CUDA_ARCH)" 330 env CUDA_ARCH="$CUDA_ARCH" GGML_SRC="$run/ggml" \
+if ! step "build $backend_lib (CUDA_ARCH=$CUDA_ARCH)" 420 env CUDA_ARCH="$CUDA_ARCH" GGML_SRC="$run/ggml" \
 	JOBS="$(nproc)" bash "$here/build.sh" "$kind" "$lib"; then
 	note "no $backend_lib: nothing else can run on the GPU"
 	exit 1
@@ -116,24 +120,24 @@ ldd "$lib/$backend_lib" | grep -E 'not found|cuda|cublas|ggml'
 step "dlopen $backend_lib" 30 python3 -c "import ctypes; ctypes.CDLL('$lib/$backend_lib', mode=ctypes.RTLD_LOCAL); print('loads')"
 (cd bridge && step "registry lists CUDA, encoder picks it (bridge tests)" 60 env HIPRUNE_REQUIRE_GPU=1 \
 	"$run/bin/bridge.test" -test.v -test.count=1 -test.run 'TestPickDevice$|TestEncoderRunsOnPickedDevice') |
-	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS)|device [0-9]|encoder backend' | tee -a "$summary"
+	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS|== )|device [0-9]|encoder backend' | tee -a "$summary"
 
 # ---- 3, 4: parity on the GPU ---------------------------------------------------------
 (cd tests/gpu && step "GPU parity tests, tiny and mid pairs" 120 env HIPRUNE_REQUIRE_GPU=1 \
-	"$run/bin/gpu.test" -test.v -test.count=1 -test.timeout 110s) |
-	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS|ggml device)|gpu_test.go|Error' | tee -a "$summary"
+	"$run/bin/gpu.test" -test.v -test.count=1 -test.timeout $((110 * scale))s) |
+	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS|ggml device|== )|gpu_test.go|Error' | tee -a "$summary"
 wait $prepare_pid
 note "1B pair: $(tail -1 "$work/prepare.log")"
 (cd tests/gpu && step "GPU encoder parity, 1B pair (CLIP-L/14-336)" 60 env HIPRUNE_REQUIRE_GPU=1 HIPRUNE_GPU_PRESETS=1b \
-	"$run/bin/gpu.test" -test.v -test.count=1 -test.run TestEncoderOnGPU -test.timeout 55s) |
-	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS)|gpu_test.go|Error' | tee -a "$summary"
+	"$run/bin/gpu.test" -test.v -test.count=1 -test.run TestEncoderOnGPU -test.timeout $((55 * scale))s) |
+	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS|== )|gpu_test.go|Error' | tee -a "$summary"
 
 # ---- 5: chat on the GPU --------------------------------------------------------------------
 m=$HIPRUNE_MODELS_DIR
 chat=(-m "$m/1b-lm.gguf" --mmproj "$m/1b-mmproj.gguf" --image "$root/eval/results/masks/scene01-hiprune-28.png"
 	-p "What is in this picture?" -n 16 --temp 0 --keep 64 --timings)
-step "chat -ngl 99 --encoder-gpu (1B pair, keep 64)" 45 "$run/bin/chat" "${chat[@]}" -ngl 99 --encoder-gpu \
-	>"$work/chat.out" 2>"$work/chat.err"
+STEP_OUT=$work/chat.out STEP_ERR=$work/chat.err step "chat -ngl 99 --encoder-gpu (1B pair, keep 64)" 45 \
+	"$run/bin/chat" "${chat[@]}" -ngl 99 --encoder-gpu
 cat "$work/chat.err"
 cat "$work/chat.err" "$work/chat.out" >"$OUT/chat.log"
 note "chat stdout: $(head -c 200 "$work/chat.out")"
@@ -143,8 +147,8 @@ if grep -q -E 'ggml_cuda_init|load_backend|CUDA devices' "$work/chat.err"; then
 fi
 
 # ---- 6: the bench rows on the GPU ------------------------------------------------------------------
-(cd "$run" && step "bench 1b: mtmd, none, hiprune-64 on the GPU" 120 bin/bench -model 1b -keep 64 \
-	-runs "$BENCH_RUNS" -ngl 99 -encoder-gpu -out "$OUT" >"$work/bench.out" 2>"$OUT/bench.log")
+(cd "$run" && STEP_OUT=$work/bench.out STEP_ERR=$OUT/bench.log step "bench 1b: mtmd, none, hiprune-64 on the GPU" 120 \
+	bin/bench -model 1b -keep 64 -runs "$BENCH_RUNS" -ngl 99 -encoder-gpu -out "$OUT")
 tail -20 "$OUT/bench.log"
 tee -a "$summary" <"$work/bench.out"
 

@@ -296,6 +296,11 @@ ggml_backend_reg * fake_reg() {
 
 } // namespace
 
-static ggml_backend_reg_t ggml_backend_fakegpu_reg() { return fake_reg(); }
+// Says hello at registration, as CUDA's backend announces its devices: the
+// check that such start-up lines go through the host's logger.
+static ggml_backend_reg_t ggml_backend_fakegpu_reg() {
+    GGML_LOG_INFO("fakegpu: %s registered, computing with %s\n", k_name, cpu().dev ? "the CPU module" : "nothing");
+    return fake_reg();
+}
 
 GGML_BACKEND_DL_IMPL(ggml_backend_fakegpu_reg)
