@@ -143,6 +143,31 @@ fuzz: deps
 fuzz-inputs: deps
 	HIPRUNE_HOSTILE=full $(GO) test -count=1 -timeout 60m -run TestHostileInputs ./tests/hostile/
 
+# ---- GPU (CUDA): ggml backend libraries, loaded at run time ------------------
+# make cuda: ggml's CUDA backend (libggml-cuda.so and the libggml-base.so.0 it
+# links), built with CMake from the pinned module's ggml tree into lib/ollama,
+# where bin/chat's ggml looks (../lib/ollama beside the executable). Needs
+# nvcc and CMake >= 3.21. CUDA_ARCH: CMake's CUDA architectures, native (the
+# GPUs of this machine) by default, 90 for H100/H200, "86;89" for RTX 30/40.
+# Then bin/chat -ngl 99 --encoder-gpu runs the LM and the encoder on the GPU.
+# make backend-check: the same recipe and loading path without a GPU (a CPU
+# backend module and a fake GPU test device, then the GPU tests on it).
+# make device-bundle: .device/bundle.tgz for a machine with a GPU and no Go
+# (binaries, test binaries and ggml's sources); the run there is
+# third_party/cuda/device-run.sh. All three: third_party/README.md.
+CUDA_ARCH ?= native
+
+.PHONY: cuda backend-check device-bundle
+
+cuda: build
+	CUDA_ARCH='$(CUDA_ARCH)' bash third_party/cuda/build.sh cuda lib/ollama
+
+backend-check: build
+	bash third_party/cuda/backend-check.sh
+
+device-bundle: deps
+	bash third_party/cuda/stage.sh .device
+
 clean:
 	rm -rf bin .deps-stamp third_party/include
 

@@ -65,6 +65,12 @@ type options struct {
 	imgH      int
 	seed      uint64
 	verbose   bool
+	// GPU: -ngl LM layers offloaded, and both encoders (ours and
+	// llama.cpp's clip inside mtmd) on the GPU with -encoder-gpu.
+	ngl        int
+	encoderGPU bool
+	prepare    bool   // only generate the model pair
+	device     string // the GPU and what runs on it, for the report
 }
 
 func main() {
@@ -105,6 +111,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "sample image seed")
 	fs.BoolVar(&o.turn2Only, "turn2-only", false, "measure only turn 2 of a resent conversation (none and hiprune-64), no JSON")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging: llama.cpp's logs and each run's answer")
+	fs.IntVar(&o.ngl, "ngl", 0, "LM layers offloaded to a GPU, as llama.cpp's -ngl (99: all), for every configuration")
+	fs.BoolVar(&o.encoderGPU, "encoder-gpu", false, "run our encoder and llama.cpp's clip (mtmd) on the GPU")
+	fs.BoolVar(&o.prepare, "prepare", false, "generate the model pair into the models folder and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -117,8 +126,8 @@ func parseFlags(args []string) (*options, error) {
 	if _, _, err := testmodel.PresetPair(o.model); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 {
-		return nil, fmt.Errorf("%w: -runs, -enc-runs and -threads must be >= 0, -n, -batch and -ctx >= 1", errUsage)
+	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 || o.ngl < 0 {
+		return nil, fmt.Errorf("%w: -runs, -enc-runs, -threads and -ngl must be >= 0, -n, -batch and -ctx >= 1", errUsage)
 	}
 	o.next = strings.HasSuffix(o.model, "-next")
 	set := map[string]bool{}
@@ -192,6 +201,17 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("generating the %s pair: %w", o.model, err)
 	}
 	log.Info("models ready", "lm", lmPath, "mmproj", mmPath, "s", secs(time.Since(t0)))
+	if o.prepare {
+		return nil
+	}
+	if o.ngl > 0 || o.encoderGPU {
+		dev, ok := bridge.EncoderDevice(true)
+		if !ok {
+			return fmt.Errorf("-ngl %d / -encoder-gpu: ggml registers no GPU device (see third_party/README.md: make cuda)", o.ngl)
+		}
+		o.device = fmt.Sprintf("%s (%s), -ngl %d, encoders on the GPU: %v", dev.Description, dev.Name, o.ngl, o.encoderGPU)
+		log.Info("GPU", "device", o.device)
+	}
 
 	rgb, err := imageprep.FromImage(testmodel.SampleImage(o.imgW, o.imgH, o.seed))
 	if err != nil {

@@ -33,7 +33,8 @@ type bench struct {
 func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *imageprep.RGB, log *slog.Logger) (*bench, error) {
 	b := &bench{o: o, log: log, mmPath: mmPath}
 	t0 := time.Now()
-	pipe, err := llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads})
+	pipe, err := llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads,
+		GPULayers: o.ngl, EncoderGPU: o.encoderGPU})
 	if err != nil {
 		return nil, fmt.Errorf("opening the pipeline: %w", err)
 	}
@@ -46,7 +47,7 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 	b.sess = sess
 	in := pipe.Encoder().Info()
 	log.Info("pipeline ready", "lm", pipe.Model().Desc(), "image_tokens", in.NPatches, "encoder_blocks", in.NRun,
-		"object_layer", in.ObjectLayer, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
+		"object_layer", in.ObjectLayer, "encoder_backend", in.Backend, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
 		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
 
 	b.img = &llava.Image{Name: fmt.Sprintf("sample-%dx%d", rgb.W, rgb.H), RGB: rgb}
@@ -93,7 +94,7 @@ func pct(x float64) string {
 // before mtmd loads its own copy of the weights.
 func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	var res encoderResult
-	clip, err := bridge.OpenClip(b.mmPath, false, -1)
+	clip, err := bridge.OpenClip(b.mmPath, b.o.encoderGPU, -1)
 	if err != nil {
 		return res, fmt.Errorf("opening llama.cpp's clip: %w", err)
 	}
@@ -193,7 +194,7 @@ func (b *bench) gen() llava.GenOptions {
 // endToEnd runs every configuration o.runs times, alternating them.
 func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 	t0 := time.Now()
-	mt, err := bridge.OpenMtmd(b.mmPath, b.pipe.Model(), b.o.threads, false)
+	mt, err := bridge.OpenMtmd(b.mmPath, b.pipe.Model(), b.o.threads, b.o.encoderGPU)
 	if err != nil {
 		return nil, fmt.Errorf("opening mtmd: %w", err)
 	}

@@ -60,6 +60,7 @@ type Target struct {
 type Report struct {
 	Model      string  `json:"model"`
 	CPU        string  `json:"cpu"`
+	Device     string  `json:"device,omitempty"` // the GPU (-ngl, -encoder-gpu); empty on the CPU
 	Threads    int     `json:"threads"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	Rows       []Row   `json:"rows"`
@@ -94,7 +95,7 @@ const mib = 1 << 20
 
 func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples) *Report {
 	rep := &Report{
-		Model: o.model, CPU: cpuName(), Threads: o.threads,
+		Model: o.model, CPU: cpuName(), Device: o.device, Threads: o.threads,
 		EncoderOursMS: median(enc.OursMS), EncoderLlamaCppMS: median(enc.LlamaCppMS),
 		EncoderOursRunsMS: enc.OursMS, EncoderLCPPRunsMS: enc.LlamaCppMS,
 		Runs: o.runs, EncRuns: o.encRuns, NCtx: o.nCtx, NBatch: o.nBatch, NPredict: o.nPredict,
@@ -229,6 +230,9 @@ func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
 func (rep *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmodel %s on %s, %d threads, n_ctx %d, n_batch %d, %d text tokens, %d runs each (medians), peak RSS %.0f MiB\n\n",
 		rep.Model, rep.CPU, rep.Threads, rep.NCtx, rep.NBatch, rep.TextTokens, rep.Runs, rep.PeakRSSMiB)
+	if rep.Device != "" {
+		fmt.Fprintf(w, "GPU: %s\n\n", rep.Device)
+	}
 	if len(rep.Rows) > 0 {
 		rep.printRows(w)
 	}

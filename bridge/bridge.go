@@ -95,9 +95,15 @@ func Init() {
 		if !verbose.Load() {
 			slog.SetDefault(slog.New(slog.DiscardHandler))
 		}
+		// Our logger first, also on the backend libraries' copy of ggml's
+		// core, so what the registry and the backends say while loading
+		// goes through it too (a CUDA library announces every device).
+		C.hp_install_logging()
+		routeBackendLogs()
 		llama.BackendInit()
 		slog.SetDefault(prev)
 		C.hp_install_logging()
+		routeLoadedBackendLogs()
 	})
 }
 

@@ -52,7 +52,7 @@ typedef struct hp_encoder_params {
                       // fewer blocks
     int layout;       // HP_LAYOUT_*
     int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
-    int use_gpu;      // 1: run on the first GPU device ggml has registered, if any
+    int use_gpu;      // 1: run on a GPU device ggml has registered, if any (hp_pick_device)
     int n_threads;    // CPU threads; <= 0 means 4
     // probe_chunk_bytes bounds the attention probabilities a probed block
     // materialises at once (chunks of query rows; Qwen2.5-VL, whose images
@@ -99,6 +99,15 @@ typedef struct hp_encoder_info {
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;
+
+// hp_pick_device is the one place the encoder's device is chosen. types are
+// the types (enum ggml_backend_dev_type values) of the devices ggml has
+// registered, in registry order (ggml_backend_dev_get). With use_gpu it
+// returns the index of the first GPU, else of the first integrated GPU
+// (ggml_backend_init_best's preference); without, or when there is neither,
+// -1: the CPU backend. Accelerators (BLAS, ...) are never picked: they take
+// a few ops beside the CPU, not a whole graph.
+int hp_pick_device(const int * types, int n, int use_gpu);
 
 // hp_encoder_open loads an mmproj GGUF (projector type "mlp": CLIP ViT + LLaVA
 // MLP projector; "qwen2.5vl_merger": Qwen2.5-VL's dynamic-resolution ViT

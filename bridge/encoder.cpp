@@ -154,6 +154,16 @@ std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
 
 extern "C" {
 
+int hp_pick_device(const int * types, int n, int use_gpu) {
+    if (!use_gpu || !types) return -1;
+    for (const int want : {(int) GGML_BACKEND_DEVICE_TYPE_GPU, (int) GGML_BACKEND_DEVICE_TYPE_IGPU}) {
+        for (int i = 0; i < n; i++) {
+            if (types[i] == want) return i;
+        }
+    }
+    return -1;
+}
+
 int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_encoder ** out, char * err, size_t errlen) {
     if (out) *out = nullptr;
     return guarded(err, errlen, [&] {
@@ -173,15 +183,24 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         if (pr.probe_chunk_bytes > 0) e->opts.probe_bytes = (size_t) pr.probe_chunk_bytes;
         e->n_threads = pr.n_threads > 0 ? pr.n_threads : 4;
 
-        // Backends: a GPU (or integrated GPU) device when asked and one is
-        // registered, with the CPU as the fallback for unsupported ops.
+        // Backends: the device hp_pick_device chooses among those ggml has
+        // registered (a GPU when asked and one is there), with the CPU as
+        // the fallback for ops the device lacks.
         e->backend_cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
         if (!e->backend_cpu) throw hp::error(HP_ERR_BACKEND, "cannot initialise the ggml CPU backend");
-        if (pr.use_gpu) {
-            e->backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_GPU, nullptr);
-            if (!e->backend) e->backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU, nullptr);
+        std::vector<int> types(ggml_backend_dev_count());
+        for (size_t i = 0; i < types.size(); i++) types[i] = (int) ggml_backend_dev_type(ggml_backend_dev_get(i));
+        const int dev_idx = hp_pick_device(types.data(), (int) types.size(), pr.use_gpu);
+        if (dev_idx >= 0) {
+            ggml_backend_dev_t dev = ggml_backend_dev_get((size_t) dev_idx);
+            e->backend = ggml_backend_dev_init(dev, nullptr);
+            if (!e->backend) {
+                throw hp::error(HP_ERR_BACKEND, hp::strfmt("cannot initialise ggml device %s (%s)", ggml_backend_dev_name(dev),
+                                                           ggml_backend_dev_description(dev)));
+            }
+        } else {
+            e->backend = e->backend_cpu;
         }
-        if (!e->backend) e->backend = e->backend_cpu;
 
         // Weights: declared from the file after shape checks, then loaded.
         const size_t n_tensors = e->fam->n_weights();
@@ -250,7 +269,10 @@ int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_t
         }
         if (used_layer) *used_layer = obj;
         e->fam->set_inputs(e->gf, img, nx, ny, e->opts);
+        // The CPU fallback, and a device that computes on the CPU too (it
+        // exposes set_n_threads through its registry; a GPU does not).
         set_threads(e->backend_cpu, n_threads > 0 ? n_threads : e->n_threads);
+        if (e->backend != e->backend_cpu) set_threads(e->backend, n_threads > 0 ? n_threads : e->n_threads);
         if (ggml_backend_sched_graph_compute(e->sched, e->gf) != GGML_STATUS_SUCCESS) {
             throw hp::error(HP_ERR_BACKEND, "encoder graph compute failed");
         }
