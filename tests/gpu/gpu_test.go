@@ -191,7 +191,7 @@ func openPipeline(t *testing.T, onGPU bool) *llava.Pipeline {
 	}
 	p, err := llava.Open(context.Background(), cfg)
 	require.NoError(t, err)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -210,16 +210,16 @@ func ours(t *testing.T, p *llava.Pipeline, img *llava.Image, prune llava.Options
 	turn := llava.Turn{Text: question, Images: []*llava.Image{img}, Prune: prune,
 		Gen: llava.GenOptions{MaxTokens: generatedTokens, Temp: 0}}
 	ctx := context.Background()
-	st, err := s.Prefill(ctx, turn)
+	reply, err := s.Prefill(ctx, turn)
 	require.NoError(t, err)
-	r := turnResult{logits: s.Context().Logits(), kv: st.KVCells}
-	r.answer, err = s.Generate(ctx, turn, st)
+	r := turnResult{logits: s.Context().Logits(), kv: reply.Stats.KVCells}
+	r.answer, err = reply.Generate(ctx)
 	require.NoError(t, err)
 	return r
 }
 
 // theirs runs the same turn through llama.cpp's mtmd over p's model (so on
-// the same devices), with Session.Generate's greedy loop.
+// the same devices), with Reply.Generate's greedy loop.
 func theirs(t *testing.T, p *llava.Pipeline, img *llava.Image, onGPU bool) turnResult {
 	t.Helper()
 	lctx, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: 2048, Threads: 4})
