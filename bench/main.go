@@ -7,11 +7,18 @@
 //	go run ./bench -model 1b -runs 5 -out bench/results   (make bench)
 //	go run ./bench -model 7b -runs 3 -out bench/results   (make bench MODEL=7b)
 //	go run ./bench -model 1b-next -runs 3 -out bench/results   (make bench MODEL=1b-next)
+//	go run ./bench -model qwen3b -runs 3 -out bench/results    (make bench MODEL=qwen3b)
 //
 // The -next presets are LLaVA-NeXT (1.6) pairs: a 672 x 672 image becomes a
 // base view and 2 x 2 tiles, 2,880 tokens in llama.cpp's mtmd; the budgets
 // are N' of those 2,880, applied as the fraction N'/2,880 of the image's
 // tokens in our (as-trained) layout.
+//
+// The Qwen2.5-VL presets (qwen3b: Qwen2.5-VL-3B's shapes) take a 1024 x
+// 1024 image, which the smart resize makes 1036 x 1036, 37 x 37 = 1,369
+// merged tokens; the budgets are the authors' retention ratios (-keep-ratio,
+// rows hiprune-r0.334, ...). Their encoder comparison runs -runs times, and
+// the resent-conversation section (LLaVA-1.5 presets only) is left out.
 //
 // The model pair is generated on demand (deterministic random weights, see
 // tests/testmodel) into $HIPRUNE_MODELS_DIR. Everything runs in one process
@@ -59,7 +66,9 @@ type options struct {
 	nBatch    int
 	nPredict  int
 	keeps     []int
-	next      bool // a LLaVA-NeXT preset: -keep are N' of nextTokens, applied as fractions
+	ratios    []float64 // a Qwen2.5-VL preset's budgets (-keep-ratio)
+	next      bool      // a LLaVA-NeXT preset: -keep are N' of nextTokens, applied as fractions
+	qwen      bool      // a Qwen2.5-VL preset: -keep-ratio are the budgets
 	question  string
 	imgW      int
 	imgH      int
@@ -105,6 +114,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.nBatch, "batch", 512, "LM batch size")
 	fs.IntVar(&o.nPredict, "n", 16, "tokens generated per run (greedy)")
 	keep := fs.String("keep", "", "comma-separated HiPrune budgets N' (default 192,128,64; for -next presets 640,320,160 of 2880, applied as fractions)")
+	keepRatio := fs.String("keep-ratio", "", "comma-separated HiPrune retention ratios for Qwen2.5-VL presets (default 0.334,0.223,0.112)")
 	fs.StringVar(&o.question, "question", defaultQuestion, "the question asked about the image")
 	fs.IntVar(&o.imgW, "width", 640, "sample image width")
 	fs.IntVar(&o.imgH, "height", 480, "sample image height")
@@ -123,9 +133,11 @@ func parseFlags(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if _, _, err := testmodel.PresetPair(o.model); err != nil {
+	_, clipSpec, err := testmodel.PresetPair(o.model)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	o.qwen = clipSpec.Projector == testmodel.ProjectorQwen25VL
 	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 || o.ngl < 0 {
 		return nil, fmt.Errorf("%w: -runs, -enc-runs, -threads and -ngl must be >= 0, -n, -batch and -ctx >= 1", errUsage)
 	}
@@ -136,7 +148,31 @@ func parseFlags(args []string) (*options, error) {
 		// The image: exactly the 2 x 2 pinpoint, nothing cropped.
 		o.imgW, o.imgH = 672, 672
 	}
-	if *keep == "" {
+	if o.qwen && !set["width"] && !set["height"] {
+		// The image: 1,369 merged tokens after the smart resize.
+		o.imgW, o.imgH = 1024, 1024
+	}
+	switch {
+	case o.qwen && *keep != "":
+		return nil, fmt.Errorf("%w: -keep: Qwen2.5-VL presets take -keep-ratio", errUsage)
+	case !o.qwen && *keepRatio != "":
+		return nil, fmt.Errorf("%w: -keep-ratio: for Qwen2.5-VL presets only (the others take -keep)", errUsage)
+	}
+	if o.qwen {
+		if *keepRatio == "" {
+			*keepRatio = "0.334,0.223,0.112"
+		}
+		for _, f := range strings.Split(*keepRatio, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			r, err := strconv.ParseFloat(f, 64)
+			if err != nil || !(r > 0 && r <= 1) {
+				return nil, fmt.Errorf("%w: -keep-ratio: %q is not a ratio in (0, 1]", errUsage, f)
+			}
+			o.ratios = append(o.ratios, r)
+		}
+	} else if *keep == "" {
 		*keep = "192,128,64"
 		if o.next {
 			*keep = "640,320,160"
@@ -144,12 +180,17 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.runs == 0 {
 		o.runs = 5
-		if o.model == "7b" || o.next {
+		if o.model == "7b" || o.next || o.qwen {
 			o.runs = 3
 		}
 	}
 	if o.encRuns == 0 {
 		o.encRuns = max(5, o.runs)
+		if o.qwen {
+			// A 1,369-token image through 32 blocks of 1280: each encode
+			// is long enough to time well, and there are two per run.
+			o.encRuns = o.runs
+		}
 	}
 	if o.threads == 0 {
 		o.threads = runtime.NumCPU()
@@ -235,7 +276,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	var resend []Resend
-	if !o.next {
+	if !o.next && !o.qwen {
 		names := []string{"none"}
 		opts := []llava.Options{{Method: llava.MethodNone}}
 		if slices.Contains(o.keeps, 64) {
@@ -245,8 +286,9 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("turn 2: %w", err)
 		}
 	}
-	rep := buildReport(o, b.textTokens, enc, rows)
+	rep := buildReport(o, b.textTokens, enc, rows, b.pruned())
 	rep.Resend = resend
+	rep.ImageNote = b.imageNote()
 	if o.turn2Only {
 		rep.print(os.Stdout)
 		return nil

@@ -46,7 +46,7 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 	}
 	b.sess = sess
 	in := pipe.Encoder().Info()
-	log.Info("pipeline ready", "lm", pipe.Model().Desc(), "image_tokens", in.NPatches, "encoder_blocks", in.NRun,
+	log.Info("pipeline ready", "lm", pipe.Model().Desc(), "image_tokens", in.NPatches, "dynamic", in.Dynamic, "encoder_blocks", in.NRun,
 		"object_layer", in.ObjectLayer, "encoder_backend", in.Backend, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
 		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
 
@@ -184,7 +184,42 @@ func (b *bench) configs() []config {
 		}
 		cs = append(cs, config{name: fmt.Sprintf("hiprune-%d", k), opts: o})
 	}
+	for _, r := range b.o.ratios {
+		cs = append(cs, config{name: ratioName(r), opts: llava.Options{Method: llava.MethodHiPrune, KeepRatio: r}})
+	}
 	return cs
+}
+
+func ratioName(r float64) string { return fmt.Sprintf("hiprune-r%g", r) }
+
+// pruned names the pruned rows and their budgets N' (0: a ratio, the row's
+// kept tokens are its N').
+func (b *bench) pruned() []prunedRow {
+	var out []prunedRow
+	for _, k := range b.o.keeps {
+		out = append(out, prunedRow{name: fmt.Sprintf("hiprune-%d", k), keep: k})
+	}
+	for _, r := range b.o.ratios {
+		out = append(out, prunedRow{name: ratioName(r)})
+	}
+	return out
+}
+
+// imageNote says what a Qwen2.5-VL image becomes: the smart-resized size,
+// its merged-token grid and the M-RoPE positions it takes ("" otherwise).
+func (b *bench) imageNote() string {
+	dp, ok := b.pipe.DynamicParams()
+	if !ok {
+		return ""
+	}
+	sz, err := imageprep.SmartResize(b.img.RGB.W, b.img.RGB.H, dp)
+	if err != nil {
+		return ""
+	}
+	a := dp.Align()
+	nx, ny := sz.W/a, sz.H/a
+	return fmt.Sprintf("%dx%d image, smart-resized to %dx%d: %d x %d = %d merged tokens in %d M-RoPE positions",
+		b.img.RGB.W, b.img.RGB.H, sz.W, sz.H, nx, ny, nx*ny, max(nx, ny))
 }
 
 func (b *bench) gen() llava.GenOptions {

@@ -71,6 +71,9 @@ type Report struct {
 	EncoderOursRunsMS []float64 `json:"encoder_ours_runs_ms"`
 	EncoderLCPPRunsMS []float64 `json:"encoder_llamacpp_runs_ms"`
 
+	// ImageNote says what a dynamic-resolution (Qwen2.5-VL) image became.
+	ImageNote string `json:"image_note,omitempty"`
+
 	Floors  []Floor  `json:"floors"`
 	Targets []Target `json:"targets"`
 	// Resend is turn 2 of a conversation resent whole (resend.go).
@@ -93,7 +96,14 @@ type Report struct {
 
 const mib = 1 << 20
 
-func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples) *Report {
+// prunedRow is a pruned configuration and its budget N' (0: a ratio, whose
+// N' is the tokens the row kept).
+type prunedRow struct {
+	name string
+	keep int
+}
+
+func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples, pruned []prunedRow) *Report {
 	rep := &Report{
 		Model: o.model, CPU: cpuName(), Device: o.device, Threads: o.threads,
 		EncoderOursMS: median(enc.OursMS), EncoderLlamaCppMS: median(enc.LlamaCppMS),
@@ -127,7 +137,7 @@ func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSample
 			rep.Rows[i].TTFTRatio = rep.Rows[i].TTFTMS / base.TTFTMS
 		}
 	}
-	rep.Floors, rep.Targets = evaluate(rep.Rows, o.keeps)
+	rep.Floors, rep.Targets = evaluate(rep.Rows, pruned)
 	return rep
 }
 
@@ -171,7 +181,7 @@ func round1(x float64) float64 {
 // (a) unpruned TTFT within 5% of mtmd's; (b) each pruned TTFT within 5% of
 // its floor; (c) selection under 1 ms; (d) the image's KV memory N'/576 of
 // mtmd's, within 2%.
-func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
+func evaluate(rows []Row, pruned []prunedRow) ([]Floor, []Target) {
 	byName := map[string]Row{}
 	for _, r := range rows {
 		byName[r.Config] = r
@@ -190,11 +200,14 @@ func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
 			OK:     ratio <= 1.05,
 		})
 	}
-	for _, k := range keeps {
-		name := fmt.Sprintf("hiprune-%d", k)
+	for _, pr := range pruned {
+		name, k := pr.name, pr.keep
 		r, ok := byName[name]
 		if !ok {
 			continue
+		}
+		if k == 0 {
+			k = r.ImageTokens
 		}
 		f := Floor{Config: name, Keep: k, FloorMS: base.EncodeMS + r.PrefillMS, TTFTMS: r.TTFTMS}
 		f.FloorRatio = f.FloorMS / base.TTFTMS
@@ -214,7 +227,7 @@ func evaluate(rows []Row, keeps []int) ([]Floor, []Target) {
 		})
 		if base.KVImageMiB > 0 && base.ImageTokens > 0 {
 			// The tokens the row kept: N' itself for LLaVA-1.5, N'/2,880 of
-			// the image's tokens for LLaVA-NeXT.
+			// the image's tokens for LLaVA-NeXT, the ratio's for Qwen2.5-VL.
 			want := float64(r.ImageTokens) / float64(base.ImageTokens)
 			got := r.KVImageMiB / base.KVImageMiB
 			targets = append(targets, Target{
@@ -232,6 +245,9 @@ func (rep *Report) print(w io.Writer) {
 		rep.Model, rep.CPU, rep.Threads, rep.NCtx, rep.NBatch, rep.TextTokens, rep.Runs, rep.PeakRSSMiB)
 	if rep.Device != "" {
 		fmt.Fprintf(w, "GPU: %s\n\n", rep.Device)
+	}
+	if rep.ImageNote != "" {
+		fmt.Fprintf(w, "%s\n\n", rep.ImageNote)
 	}
 	if len(rep.Rows) > 0 {
 		rep.printRows(w)

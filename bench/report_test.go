@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -28,7 +29,7 @@ func TestEvaluate(t *testing.T) {
 		{Config: "hiprune-64", ImageTokens: 64, EncodeMS: 3400, SelectMS: 0.2, PrefillMS: 1000, TTFTMS: 4500, KVImageMiB: 8},
 		{Config: "hiprune-128", ImageTokens: 128, EncodeMS: 3400, SelectMS: 1.5, PrefillMS: 2000, TTFTMS: 5300, KVImageMiB: 17},
 	}
-	floors, targets := evaluate(rows, []int{128, 64})
+	floors, targets := evaluate(rows, []prunedRow{{"hiprune-128", 128}, {"hiprune-64", 64}})
 	if len(floors) != 2 || floors[0].Config != "hiprune-128" || floors[1].FloorMS != 4400 {
 		t.Fatalf("floors = %+v", floors)
 	}
@@ -61,5 +62,45 @@ func TestMedianRow(t *testing.T) {
 	r := medianRow(rs)
 	if r.TTFTMS != 200 || r.EncodeMS != 20 || r.KVImageMiB != 72 || r.ImageTokens != 576 || len(r.TTFTRunsMS) != 3 {
 		t.Fatalf("row = %+v", r)
+	}
+}
+
+// A Qwen2.5-VL row's budget is a ratio: its N' is the tokens it kept.
+func TestEvaluateRatioRows(t *testing.T) {
+	rows := []Row{
+		{Config: "mtmd", ImageTokens: 1369, EncodeMS: 60000, PrefillMS: 90000, TTFTMS: 150000, KVImageMiB: 48.125},
+		{Config: "hiprune-r0.334", ImageTokens: 457, EncodeMS: 61000, PrefillMS: 30000, TTFTMS: 93000, KVImageMiB: 16.0654},
+	}
+	floors, targets := evaluate(rows, []prunedRow{{name: "hiprune-r0.334"}})
+	if len(floors) != 1 || floors[0].Keep != 457 || floors[0].FloorMS != 90000 {
+		t.Fatalf("floors = %+v", floors)
+	}
+	for _, tg := range targets {
+		if !tg.OK && tg.Name != "(b) hiprune-r0.334 ttft within 5% of floor" {
+			t.Errorf("%s: %s", tg.Name, tg.Detail)
+		}
+	}
+}
+
+func TestParseFlagsQwen(t *testing.T) {
+	o, err := parseFlags([]string{"-model", "qwen3b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.qwen || o.imgW != 1024 || o.imgH != 1024 || len(o.keeps) != 0 || o.runs != 3 || o.encRuns != 3 {
+		t.Fatalf("options = %+v", o)
+	}
+	if want := []float64{0.334, 0.223, 0.112}; len(o.ratios) != 3 || o.ratios[0] != want[0] || o.ratios[2] != want[2] {
+		t.Fatalf("ratios = %v, want %v", o.ratios, want)
+	}
+	for _, bad := range [][]string{{"-model", "qwen3b", "-keep", "64"}, {"-model", "1b", "-keep-ratio", "0.5"},
+		{"-model", "qwen3b", "-keep-ratio", "1.5"}} {
+		if _, err := parseFlags(bad); !errors.Is(err, errUsage) {
+			t.Errorf("%v: err = %v, want a usage error", bad, err)
+		}
+	}
+	o, err = parseFlags([]string{"-model", "1b"})
+	if err != nil || o.qwen || len(o.keeps) != 3 || len(o.ratios) != 0 || o.imgW != 640 || o.encRuns != 5 {
+		t.Fatalf("1b options = %+v, %v", o, err)
 	}
 }

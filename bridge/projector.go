@@ -28,10 +28,8 @@ func (pi ProjectorInfo) Known() bool { return pi.Family != "" }
 
 // EncoderProjectors lists the projector types the pipeline prunes with the
 // instrumented encoder (ProjectorInfo.Encoder; the llava package routes the
-// others through mtmd). It is a subset of InstrumentedProjectors:
-// qwen2.5vl_merger joins it once the pipeline gives pruned Qwen2.5-VL
-// tokens their M-RoPE positions.
-func EncoderProjectors() []string { return []string{"mlp"} }
+// others through mtmd): every type InstrumentedProjectors lists.
+func EncoderProjectors() []string { return []string{"mlp", "qwen2.5vl_merger"} }
 
 // InstrumentedProjectors lists every projector type OpenEncoder runs: the
 // families make_family in encoder.cpp builds (its "not supported" message

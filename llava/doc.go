@@ -16,8 +16,9 @@
 // Generate writes the answer. Session.Ask does both.
 //
 // The zero value of every options struct is the default: Options{} is
-// HiPrune keeping a third of the tokens (1/9 for LLaVA-NeXT), alpha 0.1,
-// object layer 9; SessionConfig{} is a 4,096-token context with the
+// HiPrune keeping a third of the tokens (1/9 for LLaVA-NeXT, 0.334 for
+// Qwen2.5-VL), alpha 0.1, object layer 9 (16 for Qwen2.5-VL);
+// SessionConfig{} is a 4,096-token context with the
 // model's chat template; DefaultGen gives llama.cpp's sampling defaults. Validate reports what is
 // out of range, naming the option.
 //

@@ -57,7 +57,7 @@ func (s *Session) Append(ctx context.Context, msgs []Message, o Options) (*Stats
 // what the context already holds, as llama-server's prompt cache does:
 // a conversation that grew by a turn evaluates only that turn, and an
 // image already in the context is neither encoded nor evaluated again.
-// Stats.ReusedTokens says how many positions were kept. A session whose
+// Stats.ReusedTokens says how many tokens were kept. A session whose
 // projector runs through mtmd (see Pipeline.Projector) starts afresh. On
 // error the session is empty, as after Reset.
 func (s *Session) Sync(ctx context.Context, msgs []Message, o Options) (*Stats, error) {

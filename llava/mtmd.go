@@ -174,7 +174,7 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats
 		stats[0].Preprocess = pre
 	}
 	s.p.encodes.Add(int64(len(t.Images)))
-	checkpoint, gap := s.nPast, s.gap
+	checkpoint := s.nPast
 	// Positions of mtmd's chunks are not described cell by cell, so
 	// Session.Sync starts such a session afresh.
 	s.kvOK, s.kv = false, s.kv[:0]
@@ -188,7 +188,6 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats
 		if err != nil {
 			// Leave the cache as it was before this turn.
 			s.trim(checkpoint)
-			s.gap = gap
 			if ch.IsImage(i) {
 				err = fmt.Errorf("image %s: %w", stats[ch.ImageIndex(i)].Name, err)
 			}
@@ -199,7 +198,9 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats
 		st.ImageTokens += ti.ImageTokens
 		if ch.IsImage(i) {
 			// An M-RoPE image takes fewer positions than KV cells.
-			s.gap += ti.ImageTokens - (next - s.nPast)
+			if ti.ImageTokens != next-s.nPast {
+				s.spans = append(s.spans, span{pos0: s.nPast, npos: next - s.nPast, ncells: ti.ImageTokens})
+			}
 			k := ch.ImageIndex(i)
 			stats[k].TokensBefore += ti.ImageTokens
 			stats[k].TokensAfter += ti.ImageTokens
@@ -217,7 +218,3 @@ func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats
 	st.KVCells = s.cells()
 	return nil
 }
-
-// cells is the number of KV cells the conversation occupies: its positions,
-// plus what M-RoPE images hold beyond theirs.
-func (s *Session) cells() int { return s.lctx.KVCells() + s.gap }

@@ -42,6 +42,11 @@ func ParseMethod(s string) (Method, error) {
 // the authors' setting that keeps accuracy closest to the unpruned model.
 const DefaultKeepRatio = 1.0 / 3.0
 
+// DefaultKeepRatioQwen is the default budget of a Qwen2.5-VL image: the
+// authors' retention ratio 0.334 of its merged tokens (they also evaluate
+// 0.223 and 0.112).
+const DefaultKeepRatioQwen = hiprune.DefaultRetentionQwen
+
 // ErrOptions marks invalid pruning or generation options.
 var ErrOptions = errors.New("invalid option")
 
@@ -67,13 +72,16 @@ type Options struct {
 	// Keep is the budget N' per image as a token count; KeepRatio as a
 	// fraction of the image's tokens. At most one is set; with neither,
 	// DefaultKeepRatio applies (DefaultKeepRatioNeXT to a LLaVA-NeXT
-	// image, whose tokens include its newline tokens: see anyres.go).
+	// image, whose tokens include its newline tokens: see anyres.go;
+	// DefaultKeepRatioQwen to a Qwen2.5-VL image, whose token count follows
+	// its size: see qwen.go).
 	Keep      int
 	KeepRatio float64
 	// Alpha is HiPrune's anchor fraction (0 = hiprune.DefaultAlpha).
 	Alpha float64
 	// ObjectLayer is the 1-based encoder block probed for object attention
-	// (0 = 9, CLIP-L's object layer).
+	// (0 = the pipeline's default: 9, CLIP-L's object layer; 16 for
+	// Qwen2.5-VL's vision tower).
 	ObjectLayer int
 	// Seed drives MethodRandom.
 	Seed uint64
@@ -124,6 +132,27 @@ func (o Options) budget(n int, def float64) int {
 		b = int(math.Round(def * float64(n)))
 	}
 	return max(1, min(b, n))
+}
+
+// budgetQwen is N' for a Qwen2.5-VL image of n merged tokens: a count, or
+// a ratio (default DefaultKeepRatioQwen) rounded as the authors' code
+// rounds it (hiprune.RetainBudget: half to even, at least 1).
+func (o Options) budgetQwen(n int) int {
+	if o.method() == MethodNone || n <= 0 {
+		return n
+	}
+	if o.Keep > 0 {
+		return min(o.Keep, n)
+	}
+	r := o.KeepRatio
+	if r == 0 {
+		r = DefaultKeepRatioQwen
+	}
+	b, err := hiprune.RetainBudget(n, r)
+	if err != nil {
+		return n // Validate refuses such a ratio first
+	}
+	return min(b, n)
 }
 
 func (o Options) alpha() float64 {

@@ -34,8 +34,9 @@ type Config struct {
 	// (class token first). LayoutLlamaCpp reproduces the pinned llama.cpp's
 	// clip bit for bit.
 	Layout Layout
-	// ObjectLayer is the probed layer when Options leave it 0 (0 = 9, or
-	// the deep layer for encoders that run fewer blocks).
+	// ObjectLayer is the probed layer when Options leave it 0 (0 = the
+	// family's: 9 for CLIP, or the deep layer for encoders that run fewer
+	// blocks; 16 for Qwen2.5-VL).
 	ObjectLayer int
 	// ImageLimits guard image decoding (zero value: imageprep.DefaultLimits).
 	ImageLimits imageprep.Limits
@@ -76,6 +77,16 @@ type Pipeline struct {
 	log    *slog.Logger
 	// newline is model.image_newline (LLaVA-NeXT), nil otherwise.
 	newline []float32
+	// dyn is the preprocessing of a dynamic-resolution encoder (Qwen2.5-VL);
+	// dynamic says it applies (qwen.go).
+	dyn     imageprep.DynamicParams
+	dynamic bool
+	// mrope: the language model places image tokens by M-RoPE (time, row,
+	// column) positions.
+	mrope bool
+	// imgBeg and imgEnd are the texts mtmd puts around each image for the
+	// family ("" for LLaVA).
+	imgBeg, imgEnd string
 }
 
 // ErrNoVision means an image was given to a pipeline without a projector.
@@ -171,6 +182,12 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		p.enc = enc
 		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std, Pinpoints: in.Pinpoints}
 		p.newline = enc.Newline()
+		if err := p.setFamily(in); err != nil {
+			enc.Close()
+			p.enc = nil
+			m.Close()
+			return nil, err
+		}
 		log.Info("loaded vision encoder", "path", cfg.MMProj, "backend", in.Backend, "tokens", in.NPatches,
 			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "pinpoints", len(in.Pinpoints),
 			"merge", in.MergeType, "ms", time.Since(t1).Milliseconds())
@@ -268,12 +285,12 @@ type Pruned struct {
 
 	Name string // the image's name
 	// Kept are the kept positions of the image's token sequence, ascending:
-	// grid indices for LLaVA-1.5; for LLaVA-NeXT, positions in the layout
-	// of anyres.go (views, newlines).
+	// grid indices for LLaVA-1.5 and Qwen2.5-VL (its merged-token grid);
+	// for LLaVA-NeXT, positions in the layout of anyres.go (views, newlines).
 	Kept         []int
 	Embd         []float32 // the kept rows, in order, each NEmbd wide
 	NTokens      int       // tokens before pruning
-	GridW, GridH int       // one view's patch grid
+	GridW, GridH int       // one view's token grid (Qwen2.5-VL: merged tokens, following the image)
 	Views        int       // views the image was cut into (1 for LLaVA-1.5)
 	// Mask holds each view's kept patches, for imageprep.WriteMasksPNG.
 	Mask       []imageprep.MaskView
@@ -313,7 +330,7 @@ type Encoded struct {
 	Name         string
 	ObjectLayer  int // the block whose attention gave the object scores (1-based, resolved)
 	NTokens      int // the image's LM tokens before pruning
-	GridW, GridH int // one view's patch grid
+	GridW, GridH int // one view's token grid (Qwen2.5-VL: merged tokens, following the image)
 	Views        int // views the image was cut into (1 for LLaVA-1.5)
 	Preprocess   time.Duration
 	Encode       time.Duration
@@ -356,7 +373,13 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 		return e, err
 	}
 	t0 := time.Now()
-	f, err := imageprep.Preprocess(img.RGB, p.params)
+	var f *imageprep.Float
+	var err error
+	if p.dynamic {
+		f, err = imageprep.PreprocessDynamic(img.RGB, p.dyn)
+	} else {
+		f, err = imageprep.Preprocess(img.RGB, p.params)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
@@ -372,8 +395,8 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 		return err
 	})
 	if errors.Is(err, bridge.ErrArg) {
-		// The image is preprocessed to the encoder's size above, so a bad
-		// argument here is the caller's object layer.
+		// The image is preprocessed to a size the encoder takes above, so
+		// a bad argument here is the caller's object layer.
 		return nil, fmt.Errorf("%w: image %s: %w", ErrOptions, img.Name, err)
 	}
 	if err != nil {
@@ -425,6 +448,9 @@ func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, err
 	enc := e.enc
 	n := len(enc.Object)
 	budget := o.Budget(n)
+	if p.dynamic {
+		budget = o.budgetQwen(n)
+	}
 	var kept []int
 	var err error
 	t3 := time.Now()
@@ -444,9 +470,7 @@ func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, err
 	}
 	w := enc.ProjDim
 	pr := &Pruned{
-		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH, Views: 1,
-		Mask: []imageprep.MaskView{{Layout: imageprep.Geometry(e.src.W, e.src.H, p.params), GridW: enc.GridW, GridH: enc.GridH,
-			Patch: p.params.ImageSize / max(enc.GridW, 1), Kept: kept}},
+		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH, Views: 1, Mask: p.maskViews(e, kept),
 		Preprocess: e.Preprocess, Encode: e.Encode, Select: t4.Sub(t3),
 	}
 	if !inPlace {
@@ -467,6 +491,20 @@ func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, err
 	pr.enc, pr.pool = enc, e.pool
 	e.enc = nil // handed over to pr
 	return pr, nil
+}
+
+// maskViews maps an image's kept tokens back onto the original image: the
+// square view of LLaVA-1.5, or Qwen2.5-VL's resized image (28 px tokens).
+func (p *Pipeline) maskViews(e *Encoded, kept []int) []imageprep.MaskView {
+	if p.dynamic {
+		mv, err := imageprep.DynamicMaskView(e.src.W, e.src.H, p.dyn, kept)
+		if err != nil || mv.GridW != e.GridW || mv.GridH != e.GridH {
+			return nil // not this pipeline's image: no mask rather than a wrong one
+		}
+		return []imageprep.MaskView{mv}
+	}
+	return []imageprep.MaskView{{Layout: imageprep.Geometry(e.src.W, e.src.H, p.params), GridW: e.GridW, GridH: e.GridH,
+		Patch: p.params.ImageSize / max(e.GridW, 1), Kept: kept}}
 }
 
 // Release returns the buffers to the pipeline. Optional; safe to call twice.

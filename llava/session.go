@@ -46,9 +46,12 @@ type Session struct {
 	// be cut to what is new, whatever ended the previous answer.
 	rendered string
 	lastEOG  bool
-	gap      int // KV cells beyond positions (M-RoPE images through mtmd)
-	// kv records what each position holds, for Sync's prefix reuse; kvOK
-	// is false once something it cannot describe went in (mtmd chunks).
+	// spans are the M-RoPE images in the context, whose KV cells are not
+	// one per position (qwen.go).
+	spans []span
+	// kv records what each position holds, for Sync's prefix reuse (each
+	// position an M-RoPE image spans counts as one of its rows); kvOK is
+	// false once something it cannot describe went in (mtmd chunks).
 	kv     []cell
 	kvOK   bool
 	images map[string]ImageStats // images held in kv, by cell.img
@@ -156,18 +159,21 @@ func (s *Session) reset() {
 	s.history = nil
 	s.rendered = ""
 	s.lastEOG = false
-	s.gap = 0
+	s.spans = s.spans[:0]
 	s.kv, s.kvOK = s.kv[:0], true
 	clear(s.images)
 	s.epoch++
 }
 
-// trim drops every position from n on.
+// trim drops every position from n on (never inside an image).
 func (s *Session) trim(n int) {
 	s.lctx.TrimKV(n)
 	s.nPast = n
 	if s.kvOK {
 		s.kv = s.kv[:n]
+	}
+	for len(s.spans) > 0 && s.spans[len(s.spans)-1].pos0 >= n {
+		s.spans = s.spans[:len(s.spans)-1]
 	}
 }
 
@@ -232,7 +238,7 @@ type Stats struct {
 	Images       []ImageStats
 	TextTokens   int           // prompt text tokens evaluated
 	ImageTokens  int           // image embeddings evaluated
-	ReusedTokens int           // positions kept from the context's earlier contents (Sync)
+	ReusedTokens int           // tokens (KV cells) kept from the context's earlier contents (Sync)
 	Prefill      time.Duration // LM evaluation of the prompt (text and images)
 	TTFT         time.Duration // turn start to first answer token
 	DecodeTokens int           // answer tokens generated (the end-of-generation token not counted)
@@ -366,26 +372,34 @@ func (s *Session) evalPrompt(ctx context.Context, text string, t Turn, st *Stats
 			s.trim(keep)
 			s.dropImages()
 		}
-		st.ReusedTokens = keep
+		st.ReusedTokens = s.cells()
 		parts = rest
 	}
 	// Count before any encoding: a turn that cannot fit is refused before
-	// seconds of work.
-	nText, nImage := 0, 0
+	// seconds of work. It must fit in KV cells and in positions, which
+	// differ for M-RoPE images (qwen.go).
+	nText, nImage, nImagePos := 0, 0, 0
 	for _, pt := range parts {
+		var c, np int
 		switch {
 		case pt.reuse:
 		case pt.pr != nil:
-			nImage += len(pt.pr.Kept)
+			c, np = s.p.prunedSpan(pt.pr)
 		case pt.img != nil:
-			nImage += s.p.imageTokens(pt.img, t.Prune)
+			c, np = s.p.imageSpan(pt.img, t.Prune)
 		default:
 			nText += len(pt.toks)
 		}
+		nImage += c
+		nImagePos += np
 	}
-	if n, room := nText+nImage, s.lctx.NCtx()-s.nPast; n > room {
+	if n, room := nText+nImage, s.lctx.NCtx()-s.cells(); n > room {
 		return fmt.Errorf("the message needs %d tokens (%d text, %d image) but the %d-token context has %d left: %w",
 			n, nText, nImage, s.lctx.NCtx(), room, ErrContextFull)
+	}
+	if n, room := nText+nImagePos, s.lctx.NCtx()-s.nPast; n > room {
+		return fmt.Errorf("the message needs %d positions (%d text, %d image) but the %d-token context has %d left: %w",
+			n, nText, nImagePos, s.lctx.NCtx(), room, ErrContextFull)
 	}
 	// Encode and prune every image first, so the LM sees one prefill.
 	// Images encoded here are released after the turn unless the cache
@@ -451,19 +465,43 @@ func imageName(pt *part, old string) string {
 }
 
 // split tokenizes text around its image markers; from the start of the
-// context when fromStart (Sync), else after what it holds.
+// context when fromStart (Sync), else after what it holds. Each image gets
+// the family's delimiters as mtmd adds them: tokenized on their own, the
+// begin text after the text before the image, the end text before the
+// text after it.
 func (s *Session) split(text string, t Turn, fromStart bool) ([]part, error) {
 	texts := strings.Split(text, ImageMarker)
 	var parts []part
+	tokenize := func(tx string, addBOS bool) ([]int32, error) { return s.p.model.Tokenize(tx, addBOS, true) }
 	for i, tx := range texts {
-		if tx != "" {
-			// BOS goes first in the context, before text only (as before the
-			// image-first layout: an image first means no BOS).
-			addBOS := (fromStart || s.nPast == 0) && i == 0 && s.p.model.AddBOS()
-			toks, err := s.p.model.Tokenize(tx, addBOS, true)
+		var toks []int32
+		if i > 0 && s.p.imgEnd != "" {
+			end, err := tokenize(s.p.imgEnd, false)
 			if err != nil {
 				return nil, err
 			}
+			toks = append(toks, end...)
+		}
+		beg := i < len(texts)-1 && s.p.imgBeg != ""
+		if tx != "" || (i == 0 && beg) {
+			// BOS goes first in the context, before text only (as before the
+			// image-first layout: an image first means no BOS, unless the
+			// family's delimiter text comes first, as in mtmd).
+			addBOS := (fromStart || s.nPast == 0) && i == 0 && s.p.model.AddBOS()
+			tt, err := tokenize(tx, addBOS)
+			if err != nil {
+				return nil, err
+			}
+			toks = append(toks, tt...)
+		}
+		if beg {
+			b, err := tokenize(s.p.imgBeg, false)
+			if err != nil {
+				return nil, err
+			}
+			toks = append(toks, b...)
+		}
+		if len(toks) > 0 {
 			parts = append(parts, part{toks: toks})
 		}
 		if i == len(texts)-1 {
@@ -638,6 +676,14 @@ func (s *Session) evalParts(ctx context.Context, parts []part, st *Stats) error 
 			if key == "" {
 				key = fmt.Sprintf("anonymous:%p", pt.pr) // never matched by Sync
 			}
+			if s.p.mrope {
+				if err := s.evalMRoPE(ctx, pt.pr, key, last); err != nil {
+					return fmt.Errorf("image: %w", err)
+				}
+				s.images[key] = pt.pr.stats()
+				st.ImageTokens += n
+				continue
+			}
 			if err := s.decodeBatches(ctx, n, func(off, k int, logits bool) error {
 				if err := s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits); err != nil {
 					return err
@@ -761,7 +807,9 @@ func (s *Session) generate(ctx context.Context, r *Reply) (string, error) {
 			st.StopReason = StopCancelled
 			return out.String(), err
 		}
-		if s.nPast >= s.lctx.NCtx() {
+		// Positions and cells differ once M-RoPE images are in: the
+		// context is full when either is.
+		if s.nPast >= s.lctx.NCtx() || s.cells() >= s.lctx.NCtx() {
 			st.StopReason = StopContext
 			break
 		}

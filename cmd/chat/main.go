@@ -91,13 +91,13 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.Int64Var(&o.seed, "seed", -1, "sampling seed (-1: random)")
 	fs.StringVar(&o.pruneMethod, "prune", "hiprune", "token pruning: hiprune, none, uniform, random")
 	fs.IntVar(&o.keep, "keep", 0, "image tokens to keep per image (N')")
-	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT)")
+	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT; 0.334 for Qwen2.5-VL)")
 	fs.Float64Var(&o.alpha, "alpha", llava.DefaultAlpha, "HiPrune anchor fraction, in [0,1]")
-	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors")
+	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors (16 for Qwen2.5-VL when not given)")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
-	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file` (LLaVA-NeXT: base view and tiles side by side)")
+	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file` (LLaVA-NeXT: base view and tiles side by side; Qwen2.5-VL: its resized image's 28 px tokens)")
 	fs.BoolVar(&o.verbose, "verbose", false, "show llama.cpp's logs")
 	// flag calls Usage on -help and on every parse error; print it once, for -help only.
 	if extra != nil {
@@ -128,7 +128,8 @@ func f64(x float32) float64 {
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `chat: ask a LLaVA-style model about images, with HiPrune visual-token pruning.
-Other vision models llama.cpp runs (Gemma 3, Qwen2-VL, SmolVLM, ...) answer unpruned, through llama.cpp's mtmd.
+LLaVA-1.5, LLaVA-NeXT and Qwen2.5-VL are pruned. Other vision models llama.cpp runs (Gemma 3, Qwen2-VL,
+SmolVLM, ...) answer unpruned, through llama.cpp's mtmd.
 
 Usage:
   chat -m MODEL.gguf --mmproj MMPROJ.gguf --image IMG [--image IMG2] -p "question" [--keep 64]

@@ -62,6 +62,12 @@ func (l *lockedBuffer) String() string {
 func serveConfig(t *testing.T, args ...string) (serverConfig, *lockedBuffer) {
 	t.Helper()
 	lm, mm := fixture.Pair(t, "tiny")
+	return serveConfigPair(t, lm, mm, args...)
+}
+
+// serveConfigPair is serveConfig on another model pair.
+func serveConfigPair(t *testing.T, lm, mm string, args ...string) (serverConfig, *lockedBuffer) {
+	t.Helper()
 	sf := &serveFlags{}
 	o, err := parseCommand("chat serve", append([]string{"-m", lm, "--mmproj", mm, "-t", "1", "-c", "1024", "-n", "8", "--temp", "0"}, args...),
 		io.Discard, sf.define, printServeUsage)
