@@ -49,7 +49,8 @@ if grep -E -i 'fakegpu:|load_backend|ggml_' "$tmp/gpu.err"; then
 fi
 # The fake announces itself while the registry loads it, as CUDA does: that
 # line must come through our logger (with --verbose), not be lost.
-bin/chat "${args[@]}" -ngl 99 --encoder-gpu --verbose 2>&1 >/dev/null | grep -q 'llama.cpp: fakegpu: FakeGPU0 registered' ||
+bin/chat "${args[@]}" -ngl 99 --encoder-gpu --verbose >/dev/null 2>"$tmp/verbose.err"
+grep -q 'llama.cpp: fakegpu: FakeGPU0 registered' "$tmp/verbose.err" ||
 	{ echo "FAIL: the fake GPU's start-up line did not come through our logger"; fail=1; }
 if cmp -s "$tmp/gpu.out" "$tmp/cpu.out"; then
 	echo "same answer on the fake GPU and on the CPU: $(cat "$tmp/gpu.out")"
