@@ -148,7 +148,8 @@ fuzz-inputs: deps
 # links), built with CMake from the pinned module's ggml tree into lib/ollama,
 # where bin/chat's ggml looks (../lib/ollama beside the executable). Needs
 # nvcc and CMake >= 3.21. CUDA_ARCH: CMake's CUDA architectures, native (the
-# GPUs of this machine) by default, 90 for H100/H200, "86;89" for RTX 30/40.
+# GPUs of this machine; CMake >= 3.24) by default, 90 for H100/H200, "86;89"
+# for RTX 30/40.
 # Then bin/chat -ngl 99 --encoder-gpu runs the LM and the encoder on the GPU.
 # make backend-check: the same recipe and loading path without a GPU (a CPU
 # backend module and a fake GPU test device, then the GPU tests on it).

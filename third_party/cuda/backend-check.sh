@@ -12,7 +12,8 @@
 #   2. the GPU tests (tests/gpu) run on it: encoder and pipeline parity
 #      against llama.cpp on the same device and against the CPU;
 #   3. bin/chat -ngl 99 --encoder-gpu runs on it, answers as on the CPU, and
-#      prints nothing from the backend libraries on stderr.
+#      what the libraries log, start-up included, goes through our logger
+#      (shown with --verbose), not straight to stderr.
 # Run from a `make build` tree with the environment of `make env`.
 set -euo pipefail
 
@@ -46,6 +47,11 @@ if grep -E -i 'fakegpu:|load_backend|ggml_' "$tmp/gpu.err"; then
 	echo "FAIL: the backend libraries' log reached stderr"
 	fail=1
 fi
+# The fake announces itself while the registry loads it, as CUDA does: that
+# line must come through our logger (with --verbose), not be lost.
+bin/chat "${args[@]}" -ngl 99 --encoder-gpu --verbose >/dev/null 2>"$tmp/verbose.err"
+grep -q 'llama.cpp: fakegpu: FakeGPU0 registered' "$tmp/verbose.err" ||
+	{ echo "FAIL: the fake GPU's start-up line did not come through our logger"; fail=1; }
 if cmp -s "$tmp/gpu.out" "$tmp/cpu.out"; then
 	echo "same answer on the fake GPU and on the CPU: $(cat "$tmp/gpu.out")"
 else

@@ -23,7 +23,8 @@
 #   4  tests/gpu's encoder parity on the 1B pair (CLIP-L/14-336's depth)   60
 #   5  chat -ngl 99 --encoder-gpu on the 1B pair, HiPrune 64 of 576          45
 #   6  bench -model 1b -keep 64 -ngl 99 -encoder-gpu: rows mtmd, none,
-#      hiprune-64 (medians of BENCH_RUNS runs, default 5)                    120
+#      hiprune-64 (medians of BENCH_RUNS runs, default 5; BENCH_FLAGS adds
+#      bench flags)                                                          120
 # A step that fails is reported and the run goes on where it can. Output:
 # $OUT (the device tool's folder; /tmp/hiprune-device elsewhere) gets
 # device-run.log (the console), tests.log (the tests' whole output),
@@ -148,7 +149,7 @@ fi
 
 # ---- 6: the bench rows on the GPU ------------------------------------------------------------------
 (cd "$run" && STEP_OUT=$work/bench.out STEP_ERR=$OUT/bench.log step "bench 1b: mtmd, none, hiprune-64 on the GPU" 120 \
-	bin/bench -model 1b -keep 64 -runs "$BENCH_RUNS" -ngl 99 -encoder-gpu -out "$OUT")
+	bin/bench -model 1b -keep 64 -runs "$BENCH_RUNS" -ngl 99 -encoder-gpu -out "$OUT" ${BENCH_FLAGS:-})
 tail -20 "$OUT/bench.log"
 tee -a "$summary" <"$work/bench.out"
 
