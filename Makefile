@@ -194,7 +194,9 @@ ARM64_CC ?= aarch64-linux-gnu-gcc
 ARM64_CXX ?= aarch64-linux-gnu-g++
 # No binfmt_misc is assumed: go test -exec runs each test binary under qemu,
 # and the tests run every arm64 binary they start through HIPRUNE_EMULATOR.
-ARM64_EMULATOR ?= qemu-aarch64 -L $(ARM64_SYSROOT)
+# The emulated CPU is a Pi 5's Cortex-A76, so an instruction beyond what the
+# flags promise would fault here too (qemu's default "max" CPU has them all).
+ARM64_EMULATOR ?= qemu-aarch64 -cpu cortex-a76 -L $(ARM64_SYSROOT)
 ARM64_OS := GOOS=linux
 endif
 ARM64_ENV = CGO_ENABLED=1 $(ARM64_OS) GOARCH=arm64 CC=$(ARM64_CC) CXX=$(ARM64_CXX) \

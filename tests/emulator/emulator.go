@@ -15,12 +15,12 @@ import (
 	"time"
 )
 
-// Env names the command line that runs target binaries when they cannot run
-// natively, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu"; make cross-test
-// sets it and hands the same command to go test -exec. Machines without
-// binfmt_misc (containers, this CI) cannot exec an arm64 binary from inside
-// an emulated process: the kernel refuses it as an exec format error, so
-// every such exec must go through the emulator explicitly.
+// Env names the command line that runs target binaries when they cannot
+// run natively, e.g. "qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu";
+// make cross-test sets it and hands the same command to go test -exec.
+// Machines without binfmt_misc (containers, this CI) cannot exec an arm64
+// binary from inside an emulated process: the kernel refuses it as an exec
+// format error, so every such exec must go through the emulator explicitly.
 const Env = "HIPRUNE_EMULATOR"
 
 // SlowdownEnv optionally overrides the factor by which Timeout stretches
