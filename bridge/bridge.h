@@ -48,8 +48,8 @@ enum {
 
 typedef struct hp_encoder_params {
     int object_layer; // 1-based encoder block probed for object attention; 0 = the family's default
-                      // (9 for CLIP, 16 for Qwen2.5-VL), or the deep layer when the encoder runs
-                      // fewer blocks
+                      // (9 for CLIP, 16 for Qwen2.5-VL, 13 for Gemma 3's SigLIP), or the deep
+                      // layer when the encoder runs fewer blocks
     int layout;       // HP_LAYOUT_*
     int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
     int use_gpu;      // 1: run on a GPU device ggml has registered, if any (hp_pick_device)
@@ -61,11 +61,12 @@ typedef struct hp_encoder_params {
 } hp_encoder_params;
 
 typedef struct hp_encoder_info {
-    char projector[32]; // projector type as stored in the file ("mlp", "qwen2.5vl_merger")
+    char projector[32]; // projector type as stored in the file ("mlp", "qwen2.5vl_merger", "gemma3")
     char backend[64];   // ggml backend the graph runs on ("CPU", "CUDA0", ...)
     int image_size;     // square input side in pixels (dynamic: clip.vision.image_size, unused)
     int patch_size;
-    int grid_w, grid_h; // patch grid of one image (dynamic: 0, it follows the image)
+    int grid_w, grid_h; // token grid of one image: the patch grid / n_merge per side (CLIP: the
+                        // patch grid; Gemma 3: 16x16 pooled tokens; dynamic: 0, it follows the image)
     int n_patches;      // image tokens emitted per image (grid_w * grid_h; dynamic: 0)
     int n_embd;         // ViT width
     int n_head;
@@ -79,8 +80,9 @@ typedef struct hp_encoder_info {
     int flash_attn;     // 1 if the non-probed layers use flash attention
     float mean[3], std[3];
     float eps;
-    // Dynamic resolution (Qwen2.5-VL). n_merge is the side of the patch
-    // groups one image token is made of (1 for CLIP, 2 for Qwen2.5-VL).
+    // n_merge is the side of the patch groups one image token is made of
+    // (1 for CLIP, 2 for Qwen2.5-VL, 4 for Gemma 3's average pooling).
+    // Dynamic resolution (Qwen2.5-VL):
     // dynamic = 1: the encoder takes any nx x ny whose sides are positive
     // multiples of patch_size * n_merge (up to max_tokens tokens), emits
     // (nx/patch_size/n_merge) * (ny/patch_size/n_merge) tokens in raster
@@ -111,7 +113,9 @@ int hp_pick_device(const int * types, int n, int use_gpu);
 
 // hp_encoder_open loads an mmproj GGUF (projector type "mlp": CLIP ViT + LLaVA
 // MLP projector; "qwen2.5vl_merger": Qwen2.5-VL's dynamic-resolution ViT
-// with window attention and 2x2 merger), validates every key and tensor shape
+// with window attention and 2x2 merger; "gemma3": Gemma 3's SigLIP at a fixed
+// square, average-pooled n_merge x n_merge, RMS-normed and projected),
+// validates every key and tensor shape
 // it will use, loads the weights onto the chosen backend and allocates the
 // compute graph (again when an image of another size comes).
 int  hp_encoder_open(const char * path, const hp_encoder_params * params,
@@ -138,7 +142,7 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info);
 //           dropped), or NULL. For Qwen2.5-VL the window layers' attention is
 //           taken within its windows, as the layer computes it (see
 //           family_qwen25vl.cpp), and merging patches into tokens is left to
-//           the caller.
+//           the caller (Qwen2.5-VL's 2x2 groups, Gemma 3's pooled squares).
 int hp_encoder_encode(hp_encoder * enc, const float * img, int nx, int ny, int n_threads,
                       int object_layer, int * used_layer,
                       float * embd, float * object, float * deep,

@@ -111,7 +111,8 @@ void build_graph(hp_encoder & e) {
 
 // resolve_object_layer is the one place the object layer is chosen: a
 // request of 0 means fallback (the encoder's default once opened; at open
-// the family's object layer, 9 for CLIP-L and 16 for Qwen2.5-VL, or the
+// the family's object layer, 9 for CLIP-L, 16 for Qwen2.5-VL and 13 for
+// Gemma 3's SigLIP, or the
 // deep layer when the encoder runs fewer blocks).
 int resolve_object_layer(const std::string & path, int requested, int fallback, int n_run) {
     const int obj = requested > 0 ? requested : fallback;
@@ -146,7 +147,10 @@ std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
     if (proj == "qwen2.5vl_merger") {
         return make_qwen25vl(f);
     }
-    throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp, qwen2.5vl_merger)",
+    if (proj == "gemma3") {
+        return make_gemma3(f);
+    }
+    throw error(HP_ERR_UNSUP, strfmt("%s: projector type \"%s\" is not supported (supported: mlp, qwen2.5vl_merger, gemma3)",
                                      f.path().c_str(), proj.c_str()));
 }
 

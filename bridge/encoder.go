@@ -54,8 +54,8 @@ const (
 // EncoderParams configure OpenEncoder. The zero value is usable.
 type EncoderParams struct {
 	// ObjectLayer is the 1-based default object layer (EncodeOptions.ObjectLayer
-	// 0); 0 = the family's, min(9, NRun) for CLIP and min(16, NRun) for
-	// Qwen2.5-VL.
+	// 0); 0 = the family's, min(9, NRun) for CLIP, min(16, NRun) for
+	// Qwen2.5-VL and min(hiprune.DefaultObjectLayerSigLIP, NRun) for Gemma 3.
 	ObjectLayer int
 	Layout      Layout // token order; zero = LayoutCLSFirst
 	FlashAttn   FlashMode
@@ -73,8 +73,9 @@ type EncoderInfo struct {
 	Backend   string
 	ImageSize int // the square input side; for a Dynamic encoder the file's nominal size, unused
 	PatchSize int
-	// GridW, GridH and NPatches are one image's token grid; 0 for a
-	// Dynamic encoder, whose grid follows the image (Encoding.GridW).
+	// GridW, GridH and NPatches are one image's token grid (for Gemma 3
+	// the pooled grid, 16x16 = 256 tokens of Merge x Merge patches); 0 for
+	// a Dynamic encoder, whose grid follows the image (Encoding.GridW).
 	GridW, GridH int
 	NPatches     int
 	NEmbd        int
@@ -99,7 +100,7 @@ type EncoderInfo struct {
 	// HasNewline says the file has model.image_newline (Encoder.Newline).
 	HasNewline bool
 	// Merge is the side of the patch groups one token is made of: 1 for
-	// CLIP, 2 for Qwen2.5-VL.
+	// CLIP, 2 for Qwen2.5-VL, 4 for Gemma 3 (its average pooling).
 	Merge int
 	// Dynamic: the encoder takes any image whose sides are positive
 	// multiples of PatchSize*Merge, up to MaxTokens tokens (Qwen2.5-VL;
@@ -303,7 +304,7 @@ func (in EncoderInfo) imageGrids(img *imageprep.Float) (tw, th, pw, ph int, err 
 		if img.W != in.ImageSize || img.H != in.ImageSize {
 			return 0, 0, 0, 0, fmt.Errorf("encode: image is %dx%d, the encoder takes %dx%d: %w", img.W, img.H, in.ImageSize, in.ImageSize, ErrArg)
 		}
-		return in.GridW, in.GridH, in.GridW, in.GridH, nil
+		return in.GridW, in.GridH, in.GridW * in.Merge, in.GridH * in.Merge, nil
 	}
 	a := in.PatchSize * in.Merge
 	if img.W < a || img.H < a || img.W%a != 0 || img.H%a != 0 {

@@ -69,8 +69,10 @@ public:
 // (HP_LAYOUT_*) decides the token order and, for some files, the depth.
 std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout);
 
-// The families make_family builds (family_llava.cpp, family_qwen25vl.cpp).
+// The families make_family builds (family_llava.cpp, family_qwen25vl.cpp,
+// family_gemma3.cpp).
 std::unique_ptr<vision_family> make_llava_mlp(const gguf_file & f, int layout);
 std::unique_ptr<vision_family> make_qwen25vl(const gguf_file & f);
+std::unique_ptr<vision_family> make_gemma3(const gguf_file & f);
 
 } // namespace hp

@@ -1,6 +1,7 @@
 // family_common.cpp: see family_common.h.
 #include "family_common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -72,6 +73,37 @@ ggml_tensor * declare_weight(const gguf_file & f, ggml_context * ctx_w, const st
     ggml_tensor * w = ggml_new_tensor(ctx_w, t, GGML_MAX_DIMS, m->ne);
     ggml_set_name(w, name.c_str());
     return w;
+}
+
+int probe_chunk_rows(int n, int n_head, size_t bytes) {
+    const size_t row = (size_t) n * (size_t) n_head * sizeof(float);
+    return (int) std::max<size_t>(1, std::min<size_t>((size_t) n, bytes / row));
+}
+
+ggml_tensor * probe_scores(ggml_context * ctx0, ggml_cgraph * gf, ggml_tensor * q, ggml_tensor * k, ggml_tensor * mask,
+                           float kq_scale, size_t bytes) {
+    const int D = (int) q->ne[0], n = (int) q->ne[1], H = (int) q->ne[2];
+    const int rows = probe_chunk_rows(n, H, bytes);
+    ggml_tensor * acc = nullptr; // [n, H] column sums
+    for (int r0 = 0; r0 < n; r0 += rows) {
+        const int nr = std::min(rows, n - r0);
+        ggml_tensor * qc = nr == n ? q : ggml_view_3d(ctx0, q, D, nr, H, q->nb[1], q->nb[2], (size_t) r0 * q->nb[1]);
+        ggml_tensor * mc = nullptr;
+        if (mask) {
+            mc = nr == n ? mask : ggml_view_2d(ctx0, mask, n, nr, mask->nb[1], (size_t) r0 * mask->nb[1]);
+        }
+        ggml_tensor * kq = ggml_mul_mat(ctx0, k, qc); // [n, nr, H]
+        kq = ggml_soft_max_ext(ctx0, kq, mc, kq_scale, 0.0f);
+        // The sum over query rows is an outer product with ones, which
+        // reads the probabilities once without a transposed copy.
+        ggml_tensor * ones = ggml_fill(ctx0, ggml_new_tensor_3d(ctx0, GGML_TYPE_F32, 1, nr, H), 1.0f);
+        ggml_tensor * cs = ggml_reshape_2d(ctx0, ggml_out_prod(ctx0, kq, ones), n, H);
+        acc = acc ? ggml_add(ctx0, acc, cs) : cs;
+        // Chunk by chunk, so the allocator reuses one chunk's memory.
+        ggml_build_forward_expand(gf, acc);
+    }
+    ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, acc))); // [1, n]
+    return ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n), 1.0f / ((float) n * (float) H));
 }
 
 } // namespace hp

@@ -29,4 +29,17 @@ void read_norm_stats(const gguf_file & f, float mean[3], float std[3]);
 ggml_tensor * declare_weight(const gguf_file & f, ggml_context * ctx_w, const std::string & name, bool required,
                              std::initializer_list<int64_t> shape, bool matmul);
 
+// probe_chunk_rows is how many query rows of an n-token, n_head-head
+// attention one probe chunk of `bytes` holds (at least 1, at most n).
+int probe_chunk_rows(int n, int n_head, size_t bytes);
+
+// probe_scores adds to gf the attention each of the n keys receives,
+// averaged over the heads and the query rows: the column means of
+// softmax(k^T q * scale + mask), materialised in chunks of query rows
+// (probe_chunk_rows of `bytes`) so that the n x n x heads matrix never
+// exists at once. q and k are [d_head, n, n_head] (permuted views), mask
+// [n, n] or nullptr. Returns a [n] tensor.
+ggml_tensor * probe_scores(ggml_context * ctx0, ggml_cgraph * gf, ggml_tensor * q, ggml_tensor * k, ggml_tensor * mask,
+                           float kq_scale, size_t bytes);
+
 } // namespace hp

@@ -341,7 +341,7 @@ public:
             ggml_tensor * kq_mask = full ? nullptr : mask;
 
             if (probe_obj || probe_deep) {
-                ggml_tensor * s = scores(ctx0, gf, q, k, kq_mask, n, H, kq_scale, o);
+                ggml_tensor * s = probe_scores(ctx0, gf, q, k, kq_mask, kq_scale, o.probe_bytes);
                 // window order -> raster order of the groups -> raster
                 // order of the patches
                 if (windows) {
@@ -469,46 +469,11 @@ public:
     }
 
 private:
-    // chunk_rows is how many query rows of an n-token image one probe chunk
-    // holds (all heads).
-    int chunk_rows(int n, const graph_opts & o) const {
-        const size_t row = (size_t) n * n_head_ * sizeof(float);
-        return (int) std::max<size_t>(1, std::min<size_t>((size_t) n, o.probe_bytes / row));
-    }
     int n_chunks(const graph_opts & o) const {
         const int n = (o.nx / patch_size_) * (o.ny / patch_size_);
         if (n <= 0) return 1;
-        const int r = chunk_rows(n, o);
+        const int r = probe_chunk_rows(n, n_head_, o.probe_bytes);
         return (n + r - 1) / r;
-    }
-
-    // scores returns the attention each of the n tokens receives (window
-    // order), averaged over the heads and the query rows: softmax(q k^T *
-    // scale + mask) column means, computed over chunks of query rows.
-    ggml_tensor * scores(ggml_context * ctx0, ggml_cgraph * gf, ggml_tensor * q, ggml_tensor * k, ggml_tensor * mask, int n,
-                         int H, float kq_scale, const graph_opts & o) const {
-        const int D = (int) q->ne[0];
-        const int rows = chunk_rows(n, o);
-        ggml_tensor * acc = nullptr; // [n, H] column sums
-        for (int r0 = 0; r0 < n; r0 += rows) {
-            const int nr = std::min(rows, n - r0);
-            ggml_tensor * qc = nr == n ? q : ggml_view_3d(ctx0, q, D, nr, H, q->nb[1], q->nb[2], (size_t) r0 * q->nb[1]);
-            ggml_tensor * mc = nullptr;
-            if (mask) {
-                mc = nr == n ? mask : ggml_view_2d(ctx0, mask, n, nr, mask->nb[1], (size_t) r0 * mask->nb[1]);
-            }
-            ggml_tensor * kq = ggml_mul_mat(ctx0, k, qc); // [n, nr, H]
-            kq = ggml_soft_max_ext(ctx0, kq, mc, kq_scale, 0.0f);
-            // The sum over query rows is an outer product with ones, which
-            // reads the probabilities once without a transposed copy.
-            ggml_tensor * ones = ggml_fill(ctx0, ggml_new_tensor_3d(ctx0, GGML_TYPE_F32, 1, nr, H), 1.0f);
-            ggml_tensor * cs = ggml_reshape_2d(ctx0, ggml_out_prod(ctx0, kq, ones), n, H);
-            acc = acc ? ggml_add(ctx0, acc, cs) : cs;
-            // Chunk by chunk, so the allocator reuses one chunk's memory.
-            ggml_build_forward_expand(gf, acc);
-        }
-        ggml_tensor * s = ggml_sum_rows(ctx0, ggml_cont(ctx0, ggml_transpose(ctx0, acc))); // [1, n]
-        return ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n), 1.0f / ((float) n * (float) H));
     }
 
     ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) const {

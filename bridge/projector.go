@@ -28,13 +28,15 @@ func (pi ProjectorInfo) Known() bool { return pi.Family != "" }
 
 // EncoderProjectors lists the projector types the pipeline prunes with the
 // instrumented encoder (ProjectorInfo.Encoder; the llava package routes the
-// others through mtmd): every type InstrumentedProjectors lists.
+// others through mtmd). It is a subset of InstrumentedProjectors: gemma3
+// joins it once the pipeline evaluates the kept tokens with non-causal
+// attention between <start_of_image> and <end_of_image>.
 func EncoderProjectors() []string { return []string{"mlp", "qwen2.5vl_merger"} }
 
 // InstrumentedProjectors lists every projector type OpenEncoder runs: the
 // families make_family in encoder.cpp builds (its "not supported" message
 // lists the same).
-func InstrumentedProjectors() []string { return []string{"mlp", "qwen2.5vl_merger"} }
+func InstrumentedProjectors() []string { return []string{"mlp", "qwen2.5vl_merger", "gemma3"} }
 
 // projectorFamilies maps every projector type name of the pinned llama.cpp
 // (PROJECTOR_TYPE_NAMES in tools/mtmd/clip-impl.h, commit ec98e2002) to the

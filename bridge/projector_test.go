@@ -28,7 +28,8 @@ func TestReadProjector(t *testing.T) {
 	pi, err = bridge.ReadProjector(gemma)
 	require.NoError(t, err)
 	assert.Equal(t, bridge.ProjectorInfo{Type: "gemma3", Family: "Gemma 3", Vision: true}, pi)
-	assert.False(t, pi.Encoder())
+	assert.False(t, pi.Encoder(), "the encoder runs it, the pipeline does not prune it yet")
+	assert.Contains(t, bridge.InstrumentedProjectors(), pi.Type)
 	assert.True(t, pi.Known())
 
 	dir := t.TempDir()
@@ -68,9 +69,10 @@ func TestProjectorFamiliesFollowClip(t *testing.T) {
 // loads the generated Gemma 3 mmproj and runs it.
 func TestGemma3ThroughMtmd(t *testing.T) {
 	lm, mm := fixture.Gemma3(t)
-	_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
+	other := fixture.Mutate(t, mm, t.TempDir(), "idefics3.gguf", fixture.Edit{Set: map[string]any{"clip.projector_type": "idefics3"}})
+	_, err := bridge.OpenEncoder(other, bridge.EncoderParams{})
 	assert.ErrorIs(t, err, bridge.ErrUnsup)
-	assert.ErrorContains(t, err, `projector type "gemma3" is not supported (supported: `+strings.Join(bridge.InstrumentedProjectors(), ", ")+")")
+	assert.ErrorContains(t, err, `projector type "idefics3" is not supported (supported: `+strings.Join(bridge.InstrumentedProjectors(), ", ")+")")
 	for _, typ := range bridge.EncoderProjectors() {
 		assert.Contains(t, bridge.InstrumentedProjectors(), typ, "the pipeline prunes only what the encoder runs")
 	}

@@ -100,3 +100,37 @@ func TestForwardDepth(t *testing.T) {
 	_, err = m8.Forward(img, refvit.CLSFirst, 7, 6)
 	assert.ErrorContains(t, err, "object layer 7 outside 1..6")
 }
+
+// The SigLIP reference on a Gemma 3 mmproj: pooled token grid, one score
+// per patch forming a distribution, one embedding per token; other
+// projectors and layers out of range are refused.
+func TestSigLIPForward(t *testing.T) {
+	dir := t.TempDir()
+	c := testmodel.TinyGemma3()
+	p := filepath.Join(dir, "gemma3.gguf")
+	require.NoError(t, testmodel.WriteMMProj(p, c))
+	m, err := refvit.LoadSigLIP(p)
+	require.NoError(t, err)
+	assert.Equal(t, 2, m.Merge)
+	out, err := m.Forward(image(c), 1)
+	require.NoError(t, err)
+	assert.Equal(t, [4]int{4, 4, 8, 8}, [4]int{out.GridW, out.GridH, out.PatchW, out.PatchH})
+	require.Len(t, out.Embd, 16)
+	assert.Len(t, out.Embd[0], c.ProjDim)
+	for _, s := range [][]float64{out.Object, out.Deep} {
+		require.Len(t, s, 64)
+		sum := 0.0
+		for _, v := range s {
+			sum += v
+		}
+		assert.InDelta(t, 1, sum, 1e-12)
+	}
+	assert.NotEqual(t, out.Object, out.Deep)
+	_, err = m.Forward(image(c), 3)
+	assert.ErrorContains(t, err, "object layer 3 outside 1..2")
+
+	llava := filepath.Join(dir, "llava.gguf")
+	require.NoError(t, testmodel.WriteMMProj(llava, smallClip(2)))
+	_, err = refvit.LoadSigLIP(llava)
+	assert.ErrorContains(t, err, "is not a gemma3 mmproj")
+}

@@ -12,6 +12,9 @@ var lmFileType = map[gguf.Type]uint32{F32: 0, F16: 1, Q4_0: 2}
 
 // tensors lists the LM tensors in file order.
 func (s LMSpec) tensors() []tensorDef {
+	if s.arch() == ArchGemma3 {
+		return s.gemma3Tensors()
+	}
 	e, f, v := int64(s.NEmbd), int64(s.NFF), int64(s.NVocab())
 	kv := e / int64(s.NHead) * int64(s.NHeadKV)
 	se, sf := 1/math.Sqrt(float64(e)), 1/math.Sqrt(float64(f))
@@ -105,7 +108,20 @@ func NewLMWriterWeights(s LMSpec, ws Weights) (*gguf.Writer, error) {
 	w.AddUint32(a+"embedding_length", uint32(s.NEmbd))
 	w.AddUint32(a+"block_count", uint32(s.NLayer))
 	w.AddUint32(a+"feed_forward_length", uint32(s.NFF))
-	w.AddUint32(a+"rope.dimension_count", uint32(s.NEmbd/s.NHead))
+	if s.HeadDim > 0 {
+		w.AddUint32(a+"rope.dimension_count", uint32(s.HeadDim))
+		w.AddUint32(a+"attention.key_length", uint32(s.HeadDim))
+		w.AddUint32(a+"attention.value_length", uint32(s.HeadDim))
+	} else {
+		w.AddUint32(a+"rope.dimension_count", uint32(s.NEmbd/s.NHead))
+	}
+	if s.SlidingWindow > 0 {
+		w.AddUint32(a+"attention.sliding_window", uint32(s.SlidingWindow))
+	}
+	if s.RopeScale > 0 {
+		w.AddString(a+"rope.scaling.type", "linear")
+		w.AddFloat32(a+"rope.scaling.factor", s.RopeScale)
+	}
 	w.AddUint32(a+"attention.head_count", uint32(s.NHead))
 	w.AddUint32(a+"attention.head_count_kv", uint32(s.NHeadKV))
 	w.AddFloat32(a+"attention.layer_norm_rms_epsilon", LMRMSEps)

@@ -134,7 +134,7 @@ func TestQwen25VLValidation(t *testing.T) {
 	}{
 		{func(s *LMSpec) { s.RopeSections = []int32{2, 3, 3} }, "must be 4 values"},
 		{func(s *LMSpec) { s.RopeSections = []int32{4, 4, 4, 0} }, "must add up to half the head size, 8"},
-		{func(s *LMSpec) { s.Arch = "gpt2" }, `LMSpec.Arch=gpt2: must be "llama" or "qwen2vl"`},
+		{func(s *LMSpec) { s.Arch = "gpt2" }, `LMSpec.Arch=gpt2: must be "llama", "qwen2vl" or "gemma3"`},
 		{func(s *LMSpec) { s.Specials = []string{"<a>", "<a>"} }, "piece 1 is empty or repeated"},
 		{func(s *LMSpec) { s.EOSPiece = "<|eot|>" }, "must be one of Specials"},
 		{func(s *LMSpec) { s.VocabWords = BuiltinVocabSize() }, "must be 0 or >= the built-in vocabulary size"},

@@ -57,8 +57,10 @@ type LMSpec struct {
 	ChatTemplate string // written as tokenizer.chat_template only if non-empty
 	// Arch is general.architecture: "" or ArchLlama is a Llama-2 model;
 	// ArchQwen2VL the language model of Qwen2-VL / Qwen2.5-VL (qwen25vl.go:
-	// q/k/v biases, M-RoPE). The fields below stay out of Llama specs'
-	// records, so their hashes and cached files are unchanged.
+	// q/k/v biases, M-RoPE); ArchGemma3 Gemma 3's (gemma3.go: q/k norms,
+	// post-attention and post-FFN norms, GELU, tied output, local and global
+	// layers). The fields below stay out of Llama specs' records, so their
+	// hashes and cached files are unchanged.
 	Arch string `json:",omitempty"`
 	// RopeSections is qwen2vl.rope.dimension_sections: the rotary pairs of
 	// each head given to the time, row and column positions (and a fourth,
@@ -76,12 +78,22 @@ type LMSpec struct {
 	// add_bos_token false (Qwen's tokenizer adds no BOS).
 	EOSPiece string `json:",omitempty"`
 	NoBOS    bool   `json:",omitempty"`
+	// Gemma 3 (ArchGemma3, gemma3.go), unset for the others: HeadDim is
+	// attention.key_length and value_length (Gemma's heads are not
+	// NEmbd/NHead wide: 256 for Gemma-3-4B's 2560 / 8); SlidingWindow is
+	// attention.sliding_window (five of every six layers attend locally;
+	// 0 writes no key: every layer global); RopeScale is
+	// rope.scaling.factor of the global layers (linear; 0 writes no key).
+	HeadDim       int     `json:",omitempty"`
+	SlidingWindow int     `json:",omitempty"`
+	RopeScale     float32 `json:",omitempty"`
 }
 
 // Architectures the LM writer knows.
 const (
 	ArchLlama   = "llama"
 	ArchQwen2VL = "qwen2vl"
+	ArchGemma3  = "gemma3"
 )
 
 func (s LMSpec) arch() string {
@@ -208,7 +220,7 @@ func (s LMSpec) Validate() error {
 		return fieldErr(k, "NHead", s.NHead, "must be >= 1")
 	case s.NEmbd%s.NHead != 0:
 		return fieldErr(k, "NEmbd", s.NEmbd, fmt.Sprintf("not divisible by NHead=%d", s.NHead))
-	case (s.NEmbd/s.NHead)%2 != 0:
+	case s.HeadDim == 0 && (s.NEmbd/s.NHead)%2 != 0:
 		return fieldErr(k, "NHead", s.NHead, fmt.Sprintf("head size NEmbd/NHead=%d must be even for RoPE", s.NEmbd/s.NHead))
 	case s.NHeadKV < 1:
 		return fieldErr(k, "NHeadKV", s.NHeadKV, "must be >= 1 (use NHead for multi-head attention)")
@@ -230,8 +242,8 @@ func (s LMSpec) Validate() error {
 		return fieldErr(k, "NEmbd", s.NEmbd, "must be a multiple of 32 for Q4_0")
 	case s.Type == Q4_0 && s.NFF%gguf.QK != 0:
 		return fieldErr(k, "NFF", s.NFF, "must be a multiple of 32 for Q4_0")
-	case s.arch() != ArchLlama && s.arch() != ArchQwen2VL:
-		return fieldErr(k, "Arch", s.Arch, fmt.Sprintf("must be %q or %q", ArchLlama, ArchQwen2VL))
+	case s.arch() != ArchLlama && s.arch() != ArchQwen2VL && s.arch() != ArchGemma3:
+		return fieldErr(k, "Arch", s.Arch, fmt.Sprintf("must be %q, %q or %q", ArchLlama, ArchQwen2VL, ArchGemma3))
 	case !(s.RopeFreqBase >= 0) || math.IsInf(float64(s.RopeFreqBase), 0):
 		return fieldErr(k, "RopeFreqBase", s.RopeFreqBase, "must be 0 (default) or a finite value > 0")
 	}
@@ -242,6 +254,9 @@ func (s LMSpec) Validate() error {
 	}
 	if s.EOSPiece != "" && !slices.Contains(s.Specials, s.EOSPiece) {
 		return fieldErr(k, "EOSPiece", s.EOSPiece, "must be one of Specials")
+	}
+	if err := s.validateGemma3(); err != nil {
+		return err
 	}
 	return s.validateRope()
 }
@@ -311,6 +326,9 @@ func (s LMSpec) NVocab() int {
 
 // ParamCount is the number of parameters (elements of all tensors).
 func (s LMSpec) ParamCount() int64 {
+	if s.arch() == ArchGemma3 {
+		return s.gemma3ParamCount()
+	}
 	e, f, v := int64(s.NEmbd), int64(s.NFF), int64(s.NVocab())
 	kv := e / int64(s.NHead) * int64(s.NHeadKV)
 	perLayer := 2*e + 2*e*e + 2*e*kv + 3*e*f
@@ -395,16 +413,25 @@ func ClipL336() ClipSpec {
 }
 
 // Presets lists the names PresetPair accepts.
-var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next", "tiny-qwen", "mid-qwen", "qwen3b"}
+var Presets = []string{"tiny", "mid", "1b", "7b", "tiny-next", "1b-next", "tiny-qwen", "mid-qwen", "qwen3b",
+	"tiny-gemma", "mid-gemma", "gemma4b"}
 
 // PresetPair returns the LM and mmproj specs of a named pair:
 // tiny = TinyLM + TinyClip; mid = TinyLM + MidClip(64);
 // 1b = LM1B + ClipL336 projecting to 2048; 7b = LM7B + ClipL336; the
 // -next pairs are tiny and 1b with LLaVA-NeXT's metadata (WithNeXT);
 // tiny-qwen = TinyQwenLM + TinyQwen25VL; mid-qwen = TinyQwenLM +
-// MidQwen25VL(64); qwen3b = Qwen25VL3BLM + Qwen25VL3BVision (qwen25vl.go).
+// MidQwen25VL(64); qwen3b = Qwen25VL3BLM + Qwen25VL3BVision (qwen25vl.go);
+// tiny-gemma = TinyGemma3LM + SmallGemma3; mid-gemma = TinyGemma3LM +
+// MidGemma3(64); gemma4b = Gemma3LM4B + Gemma3Vision4B (gemma3.go).
 func PresetPair(name string) (LMSpec, ClipSpec, error) {
 	switch name {
+	case "tiny-gemma":
+		return TinyGemma3LM(), SmallGemma3(), nil
+	case "mid-gemma":
+		return TinyGemma3LM(), MidGemma3(TinyGemma3LM().NEmbd), nil
+	case "gemma4b":
+		return Gemma3LM4B(), Gemma3Vision4B(), nil
 	case "tiny-qwen":
 		return TinyQwenLM(), TinyQwen25VL(), nil
 	case "mid-qwen":
