@@ -390,7 +390,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("pixel limit fails fast", func(t *testing.T) {
 		r := runChat(t, "", withImage(huge)...)
 		assertFails(t, r, 1, "50000000")
-		assert.Less(t, r.elapsed, 5*time.Second)
+		assert.Less(t, r.elapsed, emulator.Timeout(5*time.Second))
 	})
 	t.Run("projector mismatch names both widths", func(t *testing.T) {
 		r := runChat(t, "", "-m", e.lm, "--mmproj", mm32, "-p", "hi")

@@ -638,7 +638,7 @@ func openStream(t *testing.T, ctx context.Context, url string, maxTokens int) (*
 // waitHealth polls /health until ok says so.
 func waitHealth(t *testing.T, url string, ok func(map[string]any) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(emulator.Timeout(30 * time.Second))
 	for {
 		code, h := getJSON(t, url+"/health")
 		if code == http.StatusOK && ok(h) {
@@ -750,7 +750,7 @@ func TestServeShutdown(t *testing.T) {
 			resp, rest := openStream(t, context.Background(), url, 4)
 			defer resp.Body.Close()
 			stop() // as SIGTERM does
-			deadline := time.Now().Add(30 * time.Second)
+			deadline := time.Now().Add(emulator.Timeout(30 * time.Second))
 			for {
 				c, err := net.Dial("tcp", ln.Addr().String())
 				if err != nil {
@@ -807,7 +807,7 @@ func serveBinary(t *testing.T, args ...string) (string, *exec.Cmd, *lockedBuffer
 	select {
 	case a := <-addr:
 		url = "http://" + a
-	case <-time.After(60 * time.Second):
+	case <-time.After(emulator.Timeout(60 * time.Second)):
 		t.Fatalf("the server never said where it listens; stderr:\n%s", stderr)
 	}
 	waitHealth(t, url, func(map[string]any) bool { return true })

@@ -187,7 +187,7 @@ func TestHostileInputs(t *testing.T) {
 	}
 	t0 := time.Now()
 	full := os.Getenv(envFull) == "full"
-	timeout := 20 * time.Second
+	timeout := emulator.Timeout(20 * time.Second)
 	if s := os.Getenv(envTimeout); s != "" {
 		n, err := strconv.Atoi(s)
 		require.NoError(t, err, envTimeout)

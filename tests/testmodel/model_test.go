@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hiprune/hiprune-go/internal/gguf"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,7 @@ func TestTinyPairGeneration(t *testing.T) {
 	require.NoError(t, err)
 	elapsed := time.Since(start)
 	t.Logf("tiny pair generated in %v", elapsed)
-	assert.Less(t, elapsed, 5*time.Second)
+	assert.Less(t, elapsed, emulator.Timeout(5*time.Second))
 
 	// independent reader: ollama's fs/ggml
 	for _, p := range []string{lmPath, mmPath} {
