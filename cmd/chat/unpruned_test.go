@@ -101,7 +101,7 @@ func TestBadUnprunedProjector(t *testing.T) {
 	e := setupGemma3(t)
 	unknown := fixture.Mutate(t, e.mm, e.dir, "unknown.gguf", fixture.Edit{Set: map[string]any{"clip.projector_type": "foo"}})
 	r := runChat(t, "", "-m", e.lm, "--mmproj", unknown, "--image", e.img, "-p", "hi", "-n", "2")
-	assertFails(t, r, 1, unknown, `projector type "foo" is not one llama.cpp knows`, `"mlp" (LLaVA-1.5 / NeXT) can be pruned`)
+	assertFails(t, r, 1, unknown, `projector type "foo" is not one llama.cpp knows`, `"mlp" (LLaVA-1.5 / NeXT), "qwen2.5vl_merger" (Qwen2.5-VL) can be pruned`)
 
 	broken := fixture.Mutate(t, e.mm, e.dir, "broken.gguf", fixture.Edit{Drop: []string{"mm.input_projection.weight"}})
 	r = runChat(t, "", "-m", e.lm, "--mmproj", broken, "--image", e.img, "-p", "hi", "-n", "2")
