@@ -89,9 +89,11 @@ demo: build bin/testbed
 # Time to first token, prefill, decode speed and image KV memory at real
 # model shapes (generated into MODELS_DIR on first use), llama.cpp's mtmd vs
 # our pipeline unpruned and with HiPrune; writes bench/results/$(MODEL).json.
-# MODEL=1b (default, under 10 minutes on 2 cores), 7b, or 1b-next (LLaVA-NeXT:
+# MODEL=1b (default, under 10 minutes on 2 cores), 7b, 1b-next (LLaVA-NeXT:
 # a 672 x 672 image as a base view and 2 x 2 tiles, budgets 640/320/160 of
-# 2,880 as fractions); RUNS=0 picks the model's default (5 for 1b, 3 else).
+# 2,880 as fractions) or qwen3b (Qwen2.5-VL-3B shapes: a 1024 x 1024 image,
+# 1,369 merged tokens, retention ratios 0.334/0.223/0.112); RUNS=0 picks the
+# model's default (5 for 1b, 3 else).
 MODEL ?= 1b
 RUNS ?= 0
 
