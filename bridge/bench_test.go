@@ -138,3 +138,65 @@ func BenchmarkEncoderQwen25VL(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEncoderGemma3 is BenchmarkEncoder for Gemma-3-4B's vision tower
+// (SigLIP-So400m: 27 blocks of 1152, F16, at 896 px: 4,096 patches pooled
+// to 256 tokens; probes at block 13 and 27) on a 640x480 picture, with
+// flash attention off on both sides: ggml's CPU flash attention over 4,096
+// tokens and 16 heads is many times slower than its matrix products here
+// (on a GPU both would use it). It logs the embeddings' difference from
+// llama.cpp's clip at this shape:
+//
+//	go test ./bridge/ -run '^$' -bench BenchmarkEncoderGemma3 -benchtime 1x -v
+func BenchmarkEncoderGemma3(b *testing.B) {
+	c := testmodel.Gemma3Vision4B()
+	lm := testmodel.LMSpec{NEmbd: c.ProjDim, NLayer: 1, NHead: 16, NHeadKV: 16, NFF: 64, NCtx: testmodel.DefaultNCtx,
+		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
+	_, mm := fixture.Custom(b, "gemma3-4b-vision-bench", lm, c)
+	clip, err := bridge.OpenClip(mm, false, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer clip.Close()
+	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: benchThreads, FlashAttn: bridge.FlashOff})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	in := enc.Info()
+	img, err := imageprep.PreprocessGemma3(fixture.Image(b, 640, 480, 1), imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("encoder: %dx%d input, %d blocks, %dx%d tokens of %dx%d patches, object layer %d, flash attention %v, backend %s",
+		img.W, img.H, in.NRun, in.GridW, in.GridH, in.Merge, in.Merge, in.ObjectLayer, in.FlashAttn, in.Backend)
+	ours, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	want, err := clip.Encode(img, benchThreads)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var num, den float64
+	for i, v := range want {
+		num = max(num, math.Abs(float64(ours.Embd[i]-v)))
+		den = max(den, math.Abs(float64(v)))
+	}
+	b.Logf("%dx%d tokens: embeddings max rel err vs llama.cpp %.2e", ours.GridW, ours.GridH, num/den)
+
+	b.Run("ours", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := enc.Encode(ours, img, bridge.EncodeOptions{Threads: benchThreads}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("llamacpp", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := clip.Encode(img, benchThreads); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -251,7 +251,8 @@ func maxAbsDiff(a, b []float32) float64 {
 // attention off. The same embeddings (ours, identical to clip's) decoded
 // that way give mtmd's logits, and decoded causally do not; a pruned image
 // keeps its tokens at consecutive positions, the text after it following
-// on, and its cells are the text's and the kept tokens'.
+// on, and its cells are the text's and the kept tokens'. A batch smaller
+// than the image splits it as mtmd does.
 func TestGemma3NonCausalImageTokens(t *testing.T) {
 	lm, mm := fixture.Pair(t, "tiny-gemma")
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
@@ -346,12 +347,24 @@ func TestGemma3NonCausalImageTokens(t *testing.T) {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
 	}
 
-	// More rows than one micro-batch would abort llama.cpp: refused.
+	// With a batch smaller than the image mtmd decodes it in batches, each
+	// non-causal within itself, and so does DecodeEmbeddingsNonCausal.
+	refSmall := newCtx(bridge.ContextParams{NBatch: 64})
+	_, _, err = x.Eval(refSmall, ch, 0, true)
+	require.NoError(t, err)
+	split := newCtx(bridge.ContextParams{NBatch: 64})
+	eval(split, mtmdEmbd, false)
+	se := relErr(t, split.Logits(), refSmall.Logits())
+	t.Logf("full image in batches of 64: logits max rel err %.2e against mtmd's", se)
+	assert.LessOrEqual(t, se, 1e-5)
+	assert.Greater(t, relErr(t, split.Logits(), refLogits), 1e-3, "batches of 64 see less than one batch of 256")
+
+	// A batch larger than the micro-batch would abort llama.cpp: refused.
 	small := newCtx(bridge.ContextParams{NBatch: 512, NUBatch: 64})
 	require.NoError(t, small.DecodeTokens(before, 0, false))
 	err = small.DecodeEmbeddingsNonCausal(rows, nb)
 	assert.ErrorIs(t, err, bridge.ErrArg)
-	assert.ErrorContains(t, err, "85 embeddings with non-causal attention need one batch, the context's holds 64")
+	assert.ErrorContains(t, err, "a non-causal batch of 85 embeddings must fit the context's 64-token micro-batch")
 	assert.ErrorIs(t, small.DecodeEmbeddingsNonCausal(rows[:5], nb), bridge.ErrArg)
 	require.NoError(t, small.DecodeEmbeddingsNonCausal(rows[:64*m.NEmbd()], nb))
 }
