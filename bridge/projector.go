@@ -28,10 +28,8 @@ func (pi ProjectorInfo) Known() bool { return pi.Family != "" }
 
 // EncoderProjectors lists the projector types the pipeline prunes with the
 // instrumented encoder (ProjectorInfo.Encoder; the llava package routes the
-// others through mtmd). It is a subset of InstrumentedProjectors: gemma3
-// joins it once the pipeline evaluates the kept tokens with non-causal
-// attention between <start_of_image> and <end_of_image>.
-func EncoderProjectors() []string { return []string{"mlp", "qwen2.5vl_merger"} }
+// others through mtmd): every type OpenEncoder runs.
+func EncoderProjectors() []string { return InstrumentedProjectors() }
 
 // InstrumentedProjectors lists every projector type OpenEncoder runs: the
 // families make_family in encoder.cpp builds (its "not supported" message

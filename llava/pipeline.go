@@ -87,6 +87,8 @@ type Pipeline struct {
 	// imgBeg and imgEnd are the texts mtmd puts around each image for the
 	// family ("" for LLaVA).
 	imgBeg, imgEnd string
+	// nonCausal: image tokens attend to each other both ways (Gemma 3).
+	nonCausal bool
 }
 
 // ErrNoVision means an image was given to a pipeline without a projector.
@@ -375,9 +377,12 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 	t0 := time.Now()
 	var f *imageprep.Float
 	var err error
-	if p.dynamic {
+	switch {
+	case p.dynamic:
 		f, err = imageprep.PreprocessDynamic(img.RGB, p.dyn)
-	} else {
+	case p.proj.Type == projGemma3:
+		f, err = imageprep.PreprocessGemma3(img.RGB, p.params)
+	default:
 		f, err = imageprep.Preprocess(img.RGB, p.params)
 	}
 	if err != nil {

@@ -36,20 +36,11 @@ import (
 //     records, for Session.Sync, which image each of its positions belongs
 //     to, so a resent conversation reuses a Qwen image as it does a LLaVA one.
 
-// imageDelimiters are the texts mtmd puts around each image of projector
-// type typ (tools/mtmd/mtmd.cpp, img_beg and img_end) for the families the
-// pipeline runs itself.
-func imageDelimiters(typ string) (beg, end string) {
-	switch typ {
-	case "qwen2.5vl_merger":
-		return "<|vision_start|>", "<|vision_end|>"
-	}
-	return "", ""
-}
+const projQwen25VL = "qwen2.5vl_merger"
 
 // setFamily sets what the pipeline needs to know about the projector
 // family from the opened encoder: dynamic preprocessing, M-RoPE image
-// positions, image delimiters.
+// positions, image delimiters, non-causal image attention.
 func (p *Pipeline) setFamily(in bridge.EncoderInfo) error {
 	p.mrope = p.model.UsesMRoPE()
 	dp, dynamic := in.DynamicParams()
@@ -63,6 +54,7 @@ func (p *Pipeline) setFamily(in bridge.EncoderInfo) error {
 	}
 	p.dyn, p.dynamic = dp, dynamic
 	p.imgBeg, p.imgEnd = imageDelimiters(p.proj.Type)
+	p.nonCausal = nonCausalImages(p.proj.Type)
 	return nil
 }
 

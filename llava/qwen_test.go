@@ -35,6 +35,11 @@ func qwenSession(t *testing.T, p *llava.Pipeline, nCtx int) *llava.Session {
 	return s
 }
 
+func qwenMM(t *testing.T) string {
+	_, mm := fixture.Qwen25VL(t)
+	return mm
+}
+
 func qwenImage(t *testing.T, w, h int, seed uint64) *llava.Image {
 	t.Helper()
 	return &llava.Image{Name: "sample", RGB: fixture.Image(t, w, h, seed)}
@@ -42,10 +47,10 @@ func qwenImage(t *testing.T, w, h int, seed uint64) *llava.Image {
 
 // mtmdEval evaluates prompt (our Stats.Prompt, ImageMarker where images go)
 // with llama.cpp's mtmd into a fresh context like the session's, returning
-// the context, the next position and mtmd's chunks (freed at cleanup).
-func mtmdEval(t *testing.T, p *llava.Pipeline, nCtx int, prompt string, imgs ...*llava.Image) (*bridge.Context, int, *bridge.MtmdChunks) {
+// the context, the next position and mtmd's chunks (freed at cleanup). mm
+// is the pipeline's mmproj.
+func mtmdEval(t *testing.T, p *llava.Pipeline, mm string, nCtx int, prompt string, imgs ...*llava.Image) (*bridge.Context, int, *bridge.MtmdChunks) {
 	t.Helper()
-	_, mm := fixture.Qwen25VL(t)
 	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
 	require.NoError(t, err)
 	t.Cleanup(mt.Close)
@@ -110,7 +115,7 @@ func TestQwenNoPruneMatchesMtmd(t *testing.T) {
 	ours := s.Context().Logits()
 	nPos := s.Positions()
 
-	ref, n, ch := mtmdEval(t, p, 1024, st.Prompt, a, b)
+	ref, n, ch := mtmdEval(t, p, qwenMM(t), 1024, st.Prompt, a, b)
 	text := 0
 	for i := 0; i < ch.Len(); i++ {
 		if !ch.IsImage(i) {
@@ -156,7 +161,7 @@ func TestQwenMultiTurnMatchesMtmd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, st1.TextTokens+st2.TextTokens+36+77, st2.KVCells)
 	assert.Equal(t, st1.TextTokens+st2.TextTokens+9+11, s.Positions())
-	ref, n, _ := mtmdEval(t, p, 1024, st1.Prompt+st2.Prompt, a, b)
+	ref, n, _ := mtmdEval(t, p, qwenMM(t), 1024, st1.Prompt+st2.Prompt, a, b)
 	assert.Equal(t, n, s.Positions())
 	sameKV(t, s.Context(), ref)
 	assert.LessOrEqual(t, relErr(s.Context().Logits(), ref.Logits()), 1e-4)
@@ -215,7 +220,7 @@ func TestQwenPrunedKeepsPositions(t *testing.T) {
 	assert.Equal(t, is.Kept, is.Mask[0].Kept)
 
 	// Where the image sits in the cells: after the text before it.
-	_, _, ch := mtmdEval(t, p, 1024, stFull.Prompt, img)
+	_, _, ch := mtmdEval(t, p, qwenMM(t), 1024, stFull.Prompt, img)
 	require.Equal(t, 3, ch.Len())
 	nb, na := ch.NTokens(0), ch.NTokens(2)
 	kvFull, err := full.Context().ReadKV()

@@ -685,7 +685,14 @@ func (s *Session) evalParts(ctx context.Context, parts []part, st *Stats) error 
 				continue
 			}
 			if err := s.decodeBatches(ctx, n, func(off, k int, logits bool) error {
-				if err := s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits); err != nil {
+				var err error
+				if s.p.nonCausal {
+					// No logits: <end_of_image> always follows.
+					err = s.lctx.DecodeEmbeddingsNonCausal(rows[off*w:(off+k)*w], s.nPast)
+				} else {
+					err = s.lctx.DecodeEmbeddings(rows[off*w:(off+k)*w], s.nPast, last && logits)
+				}
+				if err != nil {
 					return err
 				}
 				for r := off; r < off+k; r++ {

@@ -93,7 +93,7 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.IntVar(&o.keep, "keep", 0, "image tokens to keep per image (N')")
 	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT; 0.334 for Qwen2.5-VL)")
 	fs.Float64Var(&o.alpha, "alpha", llava.DefaultAlpha, "HiPrune anchor fraction, in [0,1]")
-	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors (16 for Qwen2.5-VL when not given)")
+	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors (16 for Qwen2.5-VL, 13 for Gemma 3 when not given)")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
