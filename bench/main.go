@@ -8,6 +8,7 @@
 //	go run ./bench -model 7b -runs 3 -out bench/results   (make bench MODEL=7b)
 //	go run ./bench -model 1b-next -runs 3 -out bench/results   (make bench MODEL=1b-next)
 //	go run ./bench -model qwen3b -runs 3 -out bench/results    (make bench MODEL=qwen3b)
+//	go run ./bench -model gemma4b -runs 3 -out bench/results   (make bench MODEL=gemma4b)
 //
 // The -next presets are LLaVA-NeXT (1.6) pairs: a 672 x 672 image becomes a
 // base view and 2 x 2 tiles, 2,880 tokens in llama.cpp's mtmd; the budgets
@@ -19,6 +20,12 @@
 // merged tokens; the budgets are the authors' retention ratios (-keep-ratio,
 // rows hiprune-r0.334, ...). Their encoder comparison runs -runs times, and
 // the resent-conversation section (LLaVA-1.5 presets only) is left out.
+//
+// The Gemma 3 presets (gemma4b: Gemma-3-4B's shapes) take any image to
+// 896 x 896, 256 pooled tokens; the budgets are N' of those 256 (default
+// 85, 64, 32: a third, then the two LLaVA-like counts). As for Qwen2.5-VL,
+// each encode (4,096 patches through 27 blocks) is long, so the encoder
+// comparison runs -runs times and there is no resent-conversation section.
 //
 // The model pair is generated on demand (deterministic random weights, see
 // tests/testmodel) into $HIPRUNE_MODELS_DIR. Everything runs in one process
@@ -69,6 +76,7 @@ type options struct {
 	ratios    []float64 // a Qwen2.5-VL preset's budgets (-keep-ratio)
 	next      bool      // a LLaVA-NeXT preset: -keep are N' of nextTokens, applied as fractions
 	qwen      bool      // a Qwen2.5-VL preset: -keep-ratio are the budgets
+	gemma     bool      // a Gemma 3 preset: -keep are N' of 256
 	question  string
 	imgW      int
 	imgH      int
@@ -113,7 +121,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.nCtx, "ctx", 4096, "LM context length (the same for every configuration)")
 	fs.IntVar(&o.nBatch, "batch", 512, "LM batch size")
 	fs.IntVar(&o.nPredict, "n", 16, "tokens generated per run (greedy)")
-	keep := fs.String("keep", "", "comma-separated HiPrune budgets N' (default 192,128,64; for -next presets 640,320,160 of 2880, applied as fractions)")
+	keep := fs.String("keep", "", "comma-separated HiPrune budgets N' (default 192,128,64; for -next presets 640,320,160 of 2880, applied as fractions; for Gemma 3 presets 85,64,32)")
 	keepRatio := fs.String("keep-ratio", "", "comma-separated HiPrune retention ratios for Qwen2.5-VL presets (default 0.334,0.223,0.112)")
 	fs.StringVar(&o.question, "question", defaultQuestion, "the question asked about the image")
 	fs.IntVar(&o.imgW, "width", 640, "sample image width")
@@ -138,6 +146,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	o.qwen = clipSpec.Projector == testmodel.ProjectorQwen25VL
+	o.gemma = clipSpec.Projector == testmodel.ProjectorGemma3
 	if o.runs < 0 || o.encRuns < 0 || o.nPredict < 1 || o.nBatch < 1 || o.nCtx < 1 || o.threads < 0 || o.ngl < 0 {
 		return nil, fmt.Errorf("%w: -runs, -enc-runs, -threads and -ngl must be >= 0, -n, -batch and -ctx >= 1", errUsage)
 	}
@@ -177,18 +186,22 @@ func parseFlags(args []string) (*options, error) {
 		if o.next {
 			*keep = "640,320,160"
 		}
+		if o.gemma {
+			*keep = "85,64,32"
+		}
 	}
 	if o.runs == 0 {
 		o.runs = 5
-		if o.model == "7b" || o.next || o.qwen {
+		if o.model == "7b" || o.next || o.qwen || o.gemma {
 			o.runs = 3
 		}
 	}
 	if o.encRuns == 0 {
 		o.encRuns = max(5, o.runs)
-		if o.qwen {
-			// A 1,369-token image through 32 blocks of 1280: each encode
-			// is long enough to time well, and there are two per run.
+		if o.qwen || o.gemma {
+			// A 1,369-token image through 32 blocks of 1280 (Qwen), 4,096
+			// patches through 27 blocks of 1152 (Gemma): each encode is
+			// long enough to time well, and there are two per run.
 			o.encRuns = o.runs
 		}
 	}
@@ -276,7 +289,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	var resend []Resend
-	if !o.next && !o.qwen {
+	if !o.next && !o.qwen && !o.gemma {
 		names := []string{"none"}
 		opts := []llava.Options{{Method: llava.MethodNone}}
 		if slices.Contains(o.keeps, 64) {

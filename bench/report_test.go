@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -99,8 +100,12 @@ func TestParseFlagsQwen(t *testing.T) {
 			t.Errorf("%v: err = %v, want a usage error", bad, err)
 		}
 	}
+	o, err = parseFlags([]string{"-model", "gemma4b"})
+	if err != nil || !o.gemma || o.qwen || !slices.Equal(o.keeps, []int{85, 64, 32}) || o.runs != 3 || o.encRuns != 3 {
+		t.Fatalf("gemma4b options = %+v, %v", o, err)
+	}
 	o, err = parseFlags([]string{"-model", "1b"})
-	if err != nil || o.qwen || len(o.keeps) != 3 || len(o.ratios) != 0 || o.imgW != 640 || o.encRuns != 5 {
+	if err != nil || o.gemma || o.qwen || len(o.keeps) != 3 || len(o.ratios) != 0 || o.imgW != 640 || o.encRuns != 5 {
 		t.Fatalf("1b options = %+v, %v", o, err)
 	}
 }
