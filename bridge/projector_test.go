@@ -32,6 +32,14 @@ func TestReadProjector(t *testing.T) {
 	assert.Contains(t, bridge.InstrumentedProjectors(), pi.Type)
 	assert.True(t, pi.Known())
 
+	_, janus := fixture.Janus(t)
+	pi, err = bridge.ReadProjector(janus)
+	require.NoError(t, err)
+	assert.Equal(t, bridge.ProjectorInfo{Type: "janus_pro", Family: "Janus-Pro", Vision: true}, pi)
+	assert.False(t, pi.Encoder())
+	assert.NotContains(t, bridge.InstrumentedProjectors(), pi.Type, "only llama.cpp's mtmd runs it")
+	assert.True(t, pi.Known())
+
 	dir := t.TempDir()
 	noKey := fixture.Mutate(t, llava, dir, "nokey.gguf", fixture.Edit{Delete: []string{"clip.projector_type"}})
 	pi, err = bridge.ReadProjector(noKey)
@@ -66,13 +74,13 @@ func TestProjectorFamiliesFollowClip(t *testing.T) {
 }
 
 // The encoder refuses the other families, listing the ones it runs; mtmd
-// loads the generated Gemma 3 mmproj and runs it.
-func TestGemma3ThroughMtmd(t *testing.T) {
-	lm, mm := fixture.Gemma3(t)
-	other := fixture.Mutate(t, mm, t.TempDir(), "idefics3.gguf", fixture.Edit{Set: map[string]any{"clip.projector_type": "idefics3"}})
-	_, err := bridge.OpenEncoder(other, bridge.EncoderParams{})
+// loads the generated Janus-Pro mmproj and runs it: every patch a token,
+// whatever the image's shape (clip.cpp pads it to a square first).
+func TestJanusProThroughMtmd(t *testing.T) {
+	lm, mm := fixture.Janus(t)
+	_, err := bridge.OpenEncoder(mm, bridge.EncoderParams{})
 	assert.ErrorIs(t, err, bridge.ErrUnsup)
-	assert.ErrorContains(t, err, `projector type "idefics3" is not supported (supported: `+strings.Join(bridge.InstrumentedProjectors(), ", ")+")")
+	assert.ErrorContains(t, err, `projector type "janus_pro" is not supported (supported: `+strings.Join(bridge.InstrumentedProjectors(), ", ")+")")
 	for _, typ := range bridge.EncoderProjectors() {
 		assert.Contains(t, bridge.InstrumentedProjectors(), typ, "the pipeline prunes only what the encoder runs")
 	}
@@ -97,7 +105,7 @@ func TestGemma3ThroughMtmd(t *testing.T) {
 	for i := 0; i < ch.Len(); i++ {
 		if ch.IsImage(i) {
 			images, chunks = append(images, ch.ImageIndex(i)), append(chunks, i)
-			assert.Equal(t, 16, ch.NTokens(i), "8x8 patches pooled 2x2")
+			assert.Equal(t, 16, ch.NTokens(i), "4x4 patches, no merge")
 			assert.Equal(t, 16, ch.NPos(i))
 		} else {
 			assert.Equal(t, -1, ch.ImageIndex(i))
@@ -105,6 +113,10 @@ func TestGemma3ThroughMtmd(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []int{0, 1}, images)
+	// No image delimiters: the chunks around an image are the prompt's
+	// own text (mtmd adds begin/end tokens only for other families).
+	assert.Equal(t, []int{1, 3}, chunks, "text, image, text, image, text")
+	assert.Equal(t, 5, ch.Len())
 
 	// An image cannot give the first answer token's logits.
 	_, _, err = x.EvalChunk(ctx, ch, chunks[0], 0, true)
@@ -118,11 +130,54 @@ func TestGemma3ThroughMtmd(t *testing.T) {
 	for _, v := range ctx.Logits() {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "logit %v", v)
 	}
+
+	emb, k, err := x.EncodeImage(a)
+	require.NoError(t, err)
+	assert.Equal(t, 16, k)
+	require.Len(t, emb, 16*m.NEmbd(), "clip_n_mmproj_embd (mm.1.bias) is the LM's width")
+	for _, v := range emb {
+		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "embedding %v", v)
+	}
+}
+
+// clip.cpp's Janus-Pro preprocessing: the image scaled to fit and centred
+// on a gray (127) square, not a black one as for Gemma 3.
+func TestJanusProPreprocess(t *testing.T) {
+	_, mm := fixture.Janus(t)
+	c, err := bridge.OpenClip(mm, false, 0)
+	require.NoError(t, err)
+	defer c.Close()
+	assert.Equal(t, 64, c.ImageSize())
+	assert.Equal(t, 64, c.NEmbd())
+	assert.Equal(t, 16, c.NTokens(64, 64))
+	fs, err := c.Preprocess(fixture.Image(t, 128, 64, 3)) // scaled to 64x32, 16 gray rows above and below
+	require.NoError(t, err)
+	require.Len(t, fs, 1)
+	f := fs[0]
+	require.Equal(t, [2]int{64, 64}, [2]int{f.W, f.H})
+	gray := float32((127.0/255 - 0.5) / 0.5) // SigLIP's mean and std
+	at := func(x, y, ch int) float32 { return f.Pix[(y*f.W+x)*3+ch] }
+	for _, y := range []int{0, 15, 48, 63} {
+		for _, x := range []int{0, 31, 63} {
+			for ch := range 3 {
+				assert.InDelta(t, gray, at(x, y, ch), 1e-6, "padding at (%d,%d)", x, y)
+			}
+		}
+	}
+	var picture int
+	for y := 16; y < 48; y++ {
+		for x := range 64 {
+			if math.Abs(float64(at(x, y, 0)-gray)) > 1e-3 {
+				picture++
+			}
+		}
+	}
+	assert.Greater(t, picture, 64*32/2, "the picture fills the middle rows")
 }
 
 // A file clip.cpp would abort on (image_mean missing) is refused first.
 func TestOpenMtmdChecksHeader(t *testing.T) {
-	lm, mm := fixture.Gemma3(t)
+	lm, mm := fixture.Janus(t)
 	bad := fixture.Mutate(t, mm, t.TempDir(), "nomean.gguf", fixture.Edit{Delete: []string{"clip.vision.image_mean"}})
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
 	require.NoError(t, err)
@@ -132,8 +187,8 @@ func TestOpenMtmdChecksHeader(t *testing.T) {
 	assert.ErrorContains(t, err, "clip.vision.image_mean")
 
 	// llama.cpp's own reason comes back in the error (not only in the log).
-	wrong := fixture.Mutate(t, mm, t.TempDir(), "notensor.gguf", fixture.Edit{Drop: []string{"mm.soft_emb_norm.weight"}})
+	wrong := fixture.Mutate(t, mm, t.TempDir(), "notensor.gguf", fixture.Edit{Drop: []string{"mm.1.weight"}})
 	_, err = bridge.OpenMtmd(wrong, m, 2, false)
 	assert.ErrorIs(t, err, bridge.ErrFormat)
-	assert.ErrorContains(t, err, "mm.soft_emb_norm.weight")
+	assert.ErrorContains(t, err, "mm.1.weight")
 }

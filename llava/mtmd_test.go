@@ -14,11 +14,13 @@ import (
 	"github.com/hiprune/hiprune-go/tests/fixture"
 )
 
-// openGemma3 opens the generated Gemma 3 pair: a projector family the
+// openJanus opens the generated Janus-Pro pair: a projector family the
 // instrumented encoder does not run, so the pipeline uses llama.cpp's mtmd.
-func openGemma3(t *testing.T) *llava.Pipeline {
+// mtmd adds no image delimiters for it and evaluates images causally, so a
+// turn is the prompt's text with each image's 16 embeddings in place.
+func openJanus(t *testing.T) *llava.Pipeline {
 	t.Helper()
-	lm, mm := fixture.Gemma3(t)
+	lm, mm := fixture.Janus(t)
 	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
@@ -26,12 +28,12 @@ func openGemma3(t *testing.T) *llava.Pipeline {
 }
 
 func TestProjectorReportsPruning(t *testing.T) {
-	p := openGemma3(t)
-	want := llava.Projector{Type: "gemma3", Family: "Gemma 3", Pruning: false}
+	p := openJanus(t)
+	want := llava.Projector{Type: "janus_pro", Family: "Janus-Pro", Pruning: false}
 	assert.Equal(t, want, p.Projector())
-	assert.Equal(t, `"gemma3" (Gemma 3)`, p.Projector().String())
+	assert.Equal(t, `"janus_pro" (Janus-Pro)`, p.Projector().String())
 	assert.Nil(t, p.Encoder())
-	_, mm := fixture.Gemma3(t)
+	_, mm := fixture.Janus(t)
 	pr, err := llava.ReadProjector(mm)
 	require.NoError(t, err)
 	assert.Equal(t, want, pr)
@@ -49,17 +51,17 @@ func TestProjectorReportsPruning(t *testing.T) {
 		err := p.CheckPruning(o)
 		assert.ErrorIs(t, err, llava.ErrNoPruning, "%+v", o)
 		assert.ErrorIs(t, err, llava.ErrOptions, "%+v", o)
-		assert.ErrorContains(t, err, `"gemma3" (Gemma 3)`)
+		assert.ErrorContains(t, err, `"janus_pro" (Janus-Pro)`)
 		assert.ErrorContains(t, err, `"mlp" (LLaVA-1.5 / NeXT)`)
 	}
 	_, err = p.PrepareImage(context.Background(), image(t, p, 1), llava.Options{})
 	assert.ErrorIs(t, err, llava.ErrNoPruning)
 }
 
-// A turn on a Gemma 3 model is exactly llama.cpp's mtmd: same tokens,
+// A turn on a Janus-Pro model is exactly llama.cpp's mtmd: same tokens,
 // positions and first-token logits; every image token kept.
 func TestMtmdSessionMatchesMtmd(t *testing.T) {
-	p := openGemma3(t)
+	p := openJanus(t)
 	ctx := context.Background()
 	img := image(t, p, 3)
 	s := session(t, p)
@@ -78,7 +80,7 @@ func TestMtmdSessionMatchesMtmd(t *testing.T) {
 	assert.Equal(t, st.KVCells, s.Positions())
 	ours := s.Context().Logits()
 
-	_, mm := fixture.Gemma3(t)
+	_, mm := fixture.Janus(t)
 	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
 	require.NoError(t, err)
 	defer mt.Close()
@@ -102,7 +104,7 @@ func TestMtmdSessionMatchesMtmd(t *testing.T) {
 // Later turns continue the same cache: after two turns the logits are
 // those of the whole conversation evaluated at once.
 func TestMtmdSessionMultiTurn(t *testing.T) {
-	p := openGemma3(t)
+	p := openJanus(t)
 	ctx := context.Background()
 	a, b := image(t, p, 4), image(t, p, 5)
 	s := session(t, p)
@@ -122,7 +124,7 @@ func TestMtmdSessionMultiTurn(t *testing.T) {
 	assert.Equal(t, st1.TextTokens+st2.TextTokens+st3.TextTokens+32, st3.KVCells)
 	ours := s.Context().Logits()
 
-	_, mm := fixture.Gemma3(t)
+	_, mm := fixture.Janus(t)
 	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
 	require.NoError(t, err)
 	defer mt.Close()
@@ -153,7 +155,7 @@ func TestMtmdSessionMultiTurn(t *testing.T) {
 
 // A message that cannot fit is refused before its images are encoded.
 func TestMtmdSessionContextFull(t *testing.T) {
-	p := openGemma3(t)
+	p := openJanus(t)
 	s, err := p.NewSession(llava.SessionConfig{NCtx: 256, Template: "llava"})
 	require.NoError(t, err)
 	defer s.Close()
@@ -171,7 +173,7 @@ func TestMtmdSessionContextFull(t *testing.T) {
 // A resent conversation (Session.Append, as chat serve uses it) loads
 // through mtmd too, and a later turn continues it.
 func TestMtmdSessionAppend(t *testing.T) {
-	p := openGemma3(t)
+	p := openJanus(t)
 	ctx := context.Background()
 	s := session(t, p)
 	msgs := []llava.Message{

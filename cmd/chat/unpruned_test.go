@@ -1,6 +1,6 @@
 package main
 
-// Vision families our encoder does not run (here a generated Gemma 3 pair,
+// Vision families our encoder does not run (here a generated Janus-Pro pair,
 // 16 image tokens an image) chat through llama.cpp's mtmd, unpruned.
 
 import (
@@ -17,9 +17,9 @@ import (
 
 const notice = "pruning is not available for this family yet"
 
-func setupGemma3(t *testing.T) env {
+func setupJanus(t *testing.T) env {
 	t.Helper()
-	lm, mm := fixture.Gemma3(t)
+	lm, mm := fixture.Janus(t)
 	dir := t.TempDir()
 	return env{lm: lm, mm: mm, dir: dir, img: fixture.WriteImage(t, dir, "x.png", 500, 300, 3)}
 }
@@ -35,7 +35,7 @@ func noticeLines(stderr string) []string {
 }
 
 func TestUnprunedFamily(t *testing.T) {
-	e := setupGemma3(t)
+	e := setupJanus(t)
 	args := func(extra ...string) []string {
 		return append([]string{"-m", e.lm, "--mmproj", e.mm, "--image", e.img, "-p", "What is in the picture?",
 			"-n", "6", "--seed", "1", "--temp", "0", "-t", "2", "--timings"}, extra...)
@@ -46,7 +46,7 @@ func TestUnprunedFamily(t *testing.T) {
 	assertAnswerOnly(t, r.stdout)
 	ns := noticeLines(r.stderr)
 	require.Len(t, ns, 1, "one notice; stderr:\n%s", r.stderr)
-	assert.Equal(t, `chat: projector type "gemma3" (Gemma 3): `+notice+`; images run unpruned through llama.cpp's mtmd`, ns[0])
+	assert.Equal(t, `chat: projector type "janus_pro" (Janus-Pro): `+notice+`; images run unpruned through llama.cpp's mtmd`, ns[0])
 	tm := parseTimings(t, r.stderr)
 	require.Len(t, tm, 1, "stderr:\n%s", r.stderr)
 	assert.Equal(t, "none", tm[0].prune)
@@ -68,19 +68,19 @@ func TestUnprunedFamily(t *testing.T) {
 		} {
 			r := runChat(t, "", args(flag...)...)
 			assertFails(t, r, 2, fmt.Sprintf("%s %s: pruning is not available", flag[0], flag[1]),
-				`projector type "gemma3" (Gemma 3)`, `can be pruned: "mlp" (LLaVA-1.5 / NeXT)`)
+				`projector type "janus_pro" (Janus-Pro)`, `(projector types that can be pruned: `, `"mlp" (LLaVA-1.5 / NeXT)`)
 		}
 	})
 }
 
 func TestUnprunedFamilyInteractive(t *testing.T) {
-	e := setupGemma3(t)
+	e := setupJanus(t)
 	stdin := fmt.Sprintf("/image %s\nDescribe it.\n/keep 4\nAnd now?\n/image %s\nAnd this?\n/reset\nHello\n/quit\n", e.img, e.img)
 	r := runChat(t, stdin, "-m", e.lm, "--mmproj", e.mm, "--timings", "--temp", "0", "-n", "4", "-t", "2")
 	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
 	assertAnswerOnly(t, r.stdout)
 	assert.Len(t, noticeLines(r.stderr), 1, "stderr:\n%s", r.stderr)
-	assert.Contains(t, r.stderr, `chat: /keep: pruning is not available for projector type "gemma3" (Gemma 3)`)
+	assert.Contains(t, r.stderr, `chat: /keep: pruning is not available for projector type "janus_pro" (Janus-Pro)`)
 	tm := parseTimings(t, r.stderr)
 	require.Len(t, tm, 4, "one timings line per answer; stderr:\n%s", r.stderr)
 	want := [][2]int{{16, 16}, {0, 0}, {16, 16}, {0, 0}}
@@ -98,12 +98,12 @@ func TestUnprunedFamilyInteractive(t *testing.T) {
 // A projector type llama.cpp does not know fails clearly, and one it knows
 // but cannot load names the type and llama.cpp's reason.
 func TestBadUnprunedProjector(t *testing.T) {
-	e := setupGemma3(t)
+	e := setupJanus(t)
 	unknown := fixture.Mutate(t, e.mm, e.dir, "unknown.gguf", fixture.Edit{Set: map[string]any{"clip.projector_type": "foo"}})
 	r := runChat(t, "", "-m", e.lm, "--mmproj", unknown, "--image", e.img, "-p", "hi", "-n", "2")
-	assertFails(t, r, 1, unknown, `projector type "foo" is not one llama.cpp knows`, `"mlp" (LLaVA-1.5 / NeXT), "qwen2.5vl_merger" (Qwen2.5-VL) can be pruned`)
+	assertFails(t, r, 1, unknown, `projector type "foo" is not one llama.cpp knows (`, `"mlp" (LLaVA-1.5 / NeXT)`, ` can be pruned; `)
 
-	broken := fixture.Mutate(t, e.mm, e.dir, "broken.gguf", fixture.Edit{Drop: []string{"mm.input_projection.weight"}})
+	broken := fixture.Mutate(t, e.mm, e.dir, "broken.gguf", fixture.Edit{Drop: []string{"mm.1.weight"}})
 	r = runChat(t, "", "-m", e.lm, "--mmproj", broken, "--image", e.img, "-p", "hi", "-n", "2")
-	assertFails(t, r, 1, broken, `projector type "gemma3" (Gemma 3)`, "mm.input_projection.weight")
+	assertFails(t, r, 1, broken, `projector type "janus_pro" (Janus-Pro)`, "mm.1.weight")
 }

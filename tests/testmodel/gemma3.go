@@ -38,14 +38,28 @@ func (c ClipSpec) mergeFactor() int {
 }
 
 func (c ClipSpec) gemma3Tensors() []tensorDef {
-	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
+	e, p := int64(c.NEmbd), int64(c.ProjDim)
+	_, lnW, _ := c.tensorMakers()
+	return append(c.siglipTensors(),
+		lnW("mm.soft_emb_norm.weight"),
+		// ne = [LM width, n_embd]: clip.cpp multiplies by its transpose
+		// and reads the LM width from ne[0]; F16 as the converter forces it
+		tensorDef{name: "mm.input_projection.weight", typ: F16, ne: []int64{p, e}, std: 1 / math.Sqrt(float64(e))},
+	)
+}
+
+// siglipTensors is the SigLIP tower clip_graph_siglip runs for every
+// projector built on it (gemma3, janus_pro): the patch embedding through
+// the post-LN, in the converter's order.
+func (c ClipSpec) siglipTensors() []tensorDef {
+	e, f := int64(c.NEmbd), int64(c.NFF)
 	ps := int64(c.PatchSize)
 	bias, lnW, mat := c.tensorMakers()
 	// Types as llama.cpp's converter forces them for Gemma 3
 	// (Gemma3VisionModel.tensor_force_quant): the embeddings (patch and
-	// position) F32 whatever the file type, the input projection F16. clip
-	// adds the position table to the F32 patches as it is, and ggml's CPU
-	// add has no F32 + F16 kernel: an F16 table would abort.
+	// position) F32 whatever the file type. clip adds the position table to
+	// the F32 patches as it is, and ggml's CPU add has no F32 + F16 kernel:
+	// an F16 table would abort.
 	ts := []tensorDef{
 		{name: "v.patch_embd.weight", typ: F32, ne: []int64{ps, ps, 3, e}, std: 1 / math.Sqrt(float64(3*ps*ps))},
 		bias("v.patch_embd.bias", e),
@@ -65,21 +79,20 @@ func (c ClipSpec) gemma3Tensors() []tensorDef {
 			lnW(pre+"ln2.weight"), bias(pre+"ln2.bias", e),
 		)
 	}
-	return append(ts,
-		lnW("v.post_ln.weight"), bias("v.post_ln.bias", e),
-		lnW("mm.soft_emb_norm.weight"),
-		// ne = [LM width, n_embd]: clip.cpp multiplies by its transpose
-		// and reads the LM width from ne[0]
-		tensorDef{name: "mm.input_projection.weight", typ: F16, ne: []int64{p, e}, std: 1 / math.Sqrt(float64(e))},
-	)
+	return append(ts, lnW("v.post_ln.weight"), bias("v.post_ln.bias", e))
 }
 
 func (c ClipSpec) gemma3ParamCount() int64 {
-	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
+	e, p := int64(c.NEmbd), int64(c.ProjDim)
+	return c.siglipParamCount() + e + p*e // soft_emb_norm, input_projection
+}
+
+func (c ClipSpec) siglipParamCount() int64 {
+	e, f := int64(c.NEmbd), int64(c.NFF)
 	ps := int64(c.PatchSize)
 	n := ps*ps*3*e + e + e*int64(c.NPatches()) // patch embedding, its bias, positions
 	n += int64(c.NLayer) * (4*(e*e+e) + 4*e + (e*f + f) + (f*e + e))
-	return n + 2*e + e + p*e // post-LN, soft_emb_norm, input_projection
+	return n + 2*e // post-LN
 }
 
 // Gemma 3's language model as the pinned llama.cpp reads it (architecture

@@ -183,6 +183,8 @@ func (c ClipSpec) tensors() []tensorDef {
 		return c.gemma3Tensors()
 	case ProjectorQwen25VL:
 		return c.qwenTensors()
+	case ProjectorJanusPro:
+		return c.janusTensors()
 	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)

@@ -2,9 +2,9 @@
 // "llama" language model and a "clip" mmproj with an "mlp" projector) with
 // random weights, using the keys and tensor names llama.cpp's loaders read,
 // so tests and benchmarks never need to download a model. It also writes a
-// Gemma 3 mmproj (gemma3.go), a family that runs through llama.cpp's mtmd,
-// and Qwen2.5-VL pairs (qwen25vl.go: a qwen2vl LM and a qwen2.5vl_merger
-// mmproj).
+// Gemma 3 mmproj (gemma3.go), a Janus-Pro mmproj (janus.go: a family that
+// runs only through llama.cpp's mtmd), and Qwen2.5-VL pairs (qwen25vl.go: a
+// qwen2vl LM and a qwen2.5vl_merger mmproj).
 package testmodel
 
 import (
@@ -151,8 +151,9 @@ type ClipSpec struct {
 	// hidden_act is quick_gelu), so clip.cpp uses GELU_QUICK in the encoder.
 	UseGELU bool
 	// Projector is clip.projector_type: "" or ProjectorMLP is LLaVA-1.5's
-	// CLIP ViT + MLP; ProjectorGemma3 is Gemma 3's (gemma3.go), a family
-	// hiprune-go's encoder does not run, so chat takes llama.cpp's mtmd path.
+	// CLIP ViT + MLP; ProjectorGemma3 is Gemma 3's (gemma3.go);
+	// ProjectorJanusPro Janus-Pro's (janus.go), a family hiprune-go's
+	// encoder does not run, so chat takes llama.cpp's mtmd path.
 	Projector string `json:",omitempty"`
 	// MergeFactor is Gemma 3's pooling kernel over the patch grid
 	// (clip.vision.projector.scale_factor; 0 writes no key: clip.cpp's 4).
@@ -173,6 +174,7 @@ const (
 	ProjectorMLP      = "mlp"
 	ProjectorGemma3   = "gemma3"
 	ProjectorQwen25VL = "qwen2.5vl_merger"
+	ProjectorJanusPro = "janus_pro"
 )
 
 func (c ClipSpec) projector() string {
@@ -183,7 +185,8 @@ func (c ClipSpec) projector() string {
 }
 
 // NImageTokens is the number of embeddings the projector gives the LM per
-// image: every patch for LLaVA's MLP, the pooled grid for Gemma 3.
+// image: every patch for LLaVA's MLP and Janus-Pro, the pooled grid for
+// Gemma 3.
 // For Qwen2.5-VL, whose token count follows the image, it is the count
 // for an ImageSize x ImageSize input.
 func (c ClipSpec) NImageTokens() int {
@@ -291,8 +294,8 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
 		return fieldErr(k, "Type", c.Type, "must be F32 or F16")
-	case c.projector() != ProjectorMLP && c.projector() != ProjectorGemma3 && c.projector() != ProjectorQwen25VL:
-		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q, %q or %q", ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL))
+	case !slices.Contains([]string{ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL, ProjectorJanusPro}, c.projector()):
+		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q, %q, %q or %q", ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL, ProjectorJanusPro))
 	case c.MergeFactor < 0 || (c.MergeFactor > 0 && c.projector() != ProjectorGemma3):
 		return fieldErr(k, "MergeFactor", c.MergeFactor, "must be 0, or >= 1 for a gemma3 projector")
 	case c.projector() == ProjectorGemma3 && (c.ImageSize/c.PatchSize)%c.mergeFactor() != 0:
@@ -349,6 +352,8 @@ func (c ClipSpec) ParamCount() int64 {
 		return c.gemma3ParamCount()
 	case ProjectorQwen25VL:
 		return c.qwenParamCount()
+	case ProjectorJanusPro:
+		return c.janusParamCount()
 	}
 	e, f, p := int64(c.NEmbd), int64(c.NFF), int64(c.ProjDim)
 	ps := int64(c.PatchSize)
