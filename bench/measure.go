@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hiprune/hiprune-go/bridge"
+	"github.com/hiprune/hiprune-go/hiprune"
 	"github.com/hiprune/hiprune-go/llava"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
@@ -88,8 +90,16 @@ func (b *bench) close() {
 // encoderResult is the encoder comparison: medians of alternated runs.
 type encoderResult struct {
 	OursMS, LlamaCppMS []float64
-	OthersCPU          []float64 // per timed encode
+	// SplitMS: our encoder as HiPrune N' = splitKeep runs it in the
+	// pipeline: up to the deep block's attention for every token, select,
+	// then the rest for the kept tokens only (empty for encoders that do
+	// not split).
+	SplitMS   []float64
+	OthersCPU []float64 // per timed encode
 }
+
+// splitKeep is the budget of the split-encoder timing.
+const splitKeep = 64
 
 // noisyShare is the share of the machine's CPU taken by other processes
 // above which a run is flagged as noisy.
@@ -124,8 +134,29 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	var dst *bridge.Encoding
 	ours := func() (err error) { dst, err = enc.Encode(dst, img, bridge.EncodeOptions{Threads: th}); return err }
 	theirs := func() error { _, err := clip.Encode(img, th); return err }
+	impls := map[string]func() error{"ours": ours, "llamacpp": theirs}
+	names := []string{"ours", "llamacpp"}
+	if enc.Info().Split {
+		var def *bridge.Encoding
+		var rows []float32
+		impls["ours-split"] = func() (err error) {
+			if def, err = enc.Encode(def, img, bridge.EncodeOptions{Threads: th, Deferred: true}); err != nil {
+				return err
+			}
+			kept, err := hiprune.Select(def.Object, def.Deep, def.GridW, def.GridH, hiprune.Config{Budget: splitKeep, Alpha: hiprune.DefaultAlpha})
+			if err != nil {
+				return err
+			}
+			rows, err = enc.Project(rows, def, kept, th)
+			return err
+		}
+		names = append(names, "ours-split")
+	}
 	b.log.Info("encoder comparison: warming up")
 	warm := []func() error{ours, theirs}
+	if f := impls["ours-split"]; f != nil {
+		warm = append(warm, f)
+	}
 	if b.warmImg != b.img {
 		wv, err := clip.Preprocess(b.warmImg.RGB)
 		if err != nil {
@@ -142,29 +173,28 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		}
 	}
 	for r := 0; r < b.o.encRuns; r++ {
-		order := []string{"ours", "llamacpp"}
-		if r%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
+		// Each run starts with another implementation, so that none is
+		// always first or always last.
+		order := append(slices.Clone(names[r%len(names):]), names[:r%len(names)]...)
 		for _, which := range order {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
 			runtime.GC()
 			c0 := readCPU()
-			f := ours
-			if which == "llamacpp" {
-				f = theirs
-			}
+			f := impls[which]
 			t := time.Now()
 			if err := f(); err != nil {
 				return res, fmt.Errorf("encoder %s: %w", which, err)
 			}
 			d := ms(time.Since(t))
 			res.OthersCPU = append(res.OthersCPU, othersShare(c0, readCPU()))
-			if which == "ours" {
+			switch which {
+			case "ours":
 				res.OursMS = append(res.OursMS, d)
-			} else {
+			case "ours-split":
+				res.SplitMS = append(res.SplitMS, d)
+			default:
 				res.LlamaCppMS = append(res.LlamaCppMS, d)
 			}
 			b.log.Info("encoder", "run", r+1, "impl", which, "ms", fmt.Sprintf("%.0f", d), "others_cpu", pct(res.OthersCPU[len(res.OthersCPU)-1]))

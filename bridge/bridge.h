@@ -98,6 +98,9 @@ typedef struct hp_encoder_info {
     int max_tokens;
     int n_wa_pattern;
     int window_size;
+    // split = 1: hp_encoder_encode_scores and hp_encoder_project work
+    // (projector type "mlp"; the others return HP_ERR_UNSUP).
+    int split;
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;
@@ -147,6 +150,30 @@ int hp_encoder_encode(hp_encoder * enc, const float * img, int nx, int ny, int n
                       int object_layer, int * used_layer,
                       float * embd, float * object, float * deep,
                       char * err, size_t errlen);
+
+// Split encoding. HiPrune needs every token's attention at the deep layer,
+// but after that layer's attention (and its residual) the rest of the
+// encoder works on each token's row alone: the deep block's MLP, the
+// post-norm and the projector. So a caller that keeps N' of n tokens can
+// run that rest for the kept rows only:
+//
+//   hp_encoder_encode_scores(..., hidden, object, deep)   all tokens
+//   (select the kept tokens from object and deep)
+//   hp_encoder_project(enc, rows of hidden, N', ..., embd)  kept tokens
+//
+// and gets, row for row, the embeddings hp_encoder_encode would have given.
+// hp_encoder_encode_scores takes the arguments of hp_encoder_encode and
+// writes hidden (n_tokens * n_embd floats, the tokens' residual stream
+// after the deep block's attention, in embd's row order) instead of embd.
+// hp_encoder_project takes n rows of hidden (1 <= n <= n_patches, any of
+// them in any order, n * n_embd floats) and writes n * proj_dim floats in
+// the same order. Both return HP_ERR_UNSUP unless info.split is 1.
+int hp_encoder_encode_scores(hp_encoder * enc, const float * img, int nx, int ny, int n_threads,
+                             int object_layer, int * used_layer,
+                             float * hidden, float * object, float * deep,
+                             char * err, size_t errlen);
+int hp_encoder_project(hp_encoder * enc, const float * hidden, int n, int n_threads, float * embd,
+                       char * err, size_t errlen);
 
 // ---- llama.cpp's own clip, for parity tests and baselines -------------------
 

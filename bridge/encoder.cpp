@@ -27,7 +27,18 @@ struct hp_encoder {
     ggml_cgraph * gf = nullptr;
     hp::graph_out out;
 
+    // The tail graph of split encoding (hp_encoder_project), with its own
+    // scheduler so that the main graph stays allocated between images.
+    ggml_backend_sched_t sched_tail = nullptr;
+    std::vector<uint8_t> meta_tail;
+    ggml_context * ctx_tail = nullptr;
+    ggml_cgraph * gf_tail = nullptr;
+    ggml_tensor * tail_out = nullptr;
+    int tail_rows = 0; // rows the tail graph is built for
+
     ~hp_encoder() {
+        if (sched_tail) ggml_backend_sched_free(sched_tail);
+        if (ctx_tail) ggml_free(ctx_tail);
         if (sched) ggml_backend_sched_free(sched);
         if (ctx0) ggml_free(ctx0);
         if (buf_w) ggml_backend_buffer_free(buf_w);
@@ -74,12 +85,9 @@ void set_threads(ggml_backend_t cpu, int n) {
     if (fn) fn(cpu, n);
 }
 
-// make_sched (re)creates the scheduler for graphs of up to n nodes.
-void make_sched(hp_encoder & e, size_t n) {
-    if (e.sched) {
-        ggml_backend_sched_free(e.sched);
-        e.sched = nullptr;
-    }
+// new_sched creates a scheduler over the encoder's backends for graphs of
+// up to n nodes.
+ggml_backend_sched_t new_sched(hp_encoder & e, size_t n) {
     std::vector<ggml_backend_t> backends;
     std::vector<ggml_backend_buffer_type_t> bufts;
     backends.push_back(e.backend);
@@ -88,9 +96,41 @@ void make_sched(hp_encoder & e, size_t n) {
         backends.push_back(e.backend_cpu);
         bufts.push_back(ggml_backend_get_default_buffer_type(e.backend_cpu));
     }
-    e.sched = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(), n, false, true);
-    if (!e.sched) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
+    ggml_backend_sched_t s = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(), n, false, true);
+    if (!s) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
+    return s;
+}
+
+// make_sched (re)creates the main graph's scheduler for up to n nodes.
+void make_sched(hp_encoder & e, size_t n) {
+    if (e.sched) {
+        ggml_backend_sched_free(e.sched);
+        e.sched = nullptr;
+    }
+    e.sched = new_sched(e, n);
     e.sched_nodes = n;
+}
+
+// build_tail (re)creates and allocates the tail graph for n rows.
+void build_tail(hp_encoder & e, int n) {
+    const size_t nodes = e.fam->max_tail_nodes() * 2;
+    if (!e.sched_tail) e.sched_tail = new_sched(e, nodes);
+    if (e.ctx_tail) {
+        ggml_free(e.ctx_tail);
+        e.ctx_tail = nullptr;
+        e.tail_rows = 0;
+    }
+    e.meta_tail.resize(nodes * ggml_tensor_overhead() + ggml_graph_overhead_custom(nodes, false));
+    ggml_init_params p = {e.meta_tail.size(), e.meta_tail.data(), /*no_alloc*/ true};
+    e.ctx_tail = ggml_init(p);
+    if (!e.ctx_tail) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the tail graph context");
+    e.gf_tail = ggml_new_graph_custom(e.ctx_tail, nodes, false);
+    e.tail_out = e.fam->build_tail(e.ctx_tail, e.gf_tail, n);
+    ggml_backend_sched_reset(e.sched_tail);
+    if (!ggml_backend_sched_alloc_graph(e.sched_tail, e.gf_tail)) {
+        throw hp::error(HP_ERR_BACKEND, "cannot allocate the encoder's tail graph (out of memory?)");
+    }
+    e.tail_rows = n;
 }
 
 // build (re)creates the graph with the current options and reserves memory.
@@ -133,6 +173,10 @@ void alloc_graph(hp_encoder & e) {
 } // namespace
 
 namespace hp {
+
+ggml_tensor * vision_family::build_tail(ggml_context *, ggml_cgraph *, int) const {
+    throw error(HP_ERR_UNSUP, "this projector family does not split its encoder");
+}
 
 std::unique_ptr<vision_family> make_family(const gguf_file & f, int layout) {
     if (!f.get_bool("clip.has_vision_encoder", false)) {
@@ -214,6 +258,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam->declare(*e->file, e->ctx_w);
         e->fam->fill_info(e->info);
         e->info.object_layer = obj;
+        e->info.split = e->fam->splits() ? 1 : 0;
         snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
         e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
         if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));
@@ -250,39 +295,90 @@ void hp_encoder_get_info(const hp_encoder * enc, hp_encoder_info * info) {
     if (enc && info) *info = enc->info;
 }
 
+namespace {
+
+// encode runs the main graph (the whole encoder, or with head its part up to
+// the deep block's attention) and copies the outputs out.
+void encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, int object_layer, int * used_layer, bool head,
+            float * rows, float * object, float * deep) {
+    if (!e || !img) throw hp::error(HP_ERR_ARG, "hp_encoder_encode: NULL argument");
+    if (head && !e->fam->splits()) {
+        throw hp::error(HP_ERR_UNSUP, hp::strfmt("projector type %s does not split its encoder", e->info.projector));
+    }
+    e->fam->dims(nx, ny); // throws on a size the family does not take
+    const int obj = resolve_object_layer(e->file->path(), object_layer, e->info.object_layer, e->fam->n_run());
+    if (obj - 1 != e->opts.object_block || nx != e->opts.nx || ny != e->opts.ny || head != e->opts.head) {
+        const hp::graph_opts prev = e->opts;
+        e->opts.object_block = obj - 1;
+        e->opts.nx = nx;
+        e->opts.ny = ny;
+        e->opts.head = head;
+        try {
+            build_graph(*e);
+            alloc_graph(*e);
+        } catch (...) {
+            e->opts = prev;
+            build_graph(*e);
+            alloc_graph(*e);
+            throw;
+        }
+    }
+    if (used_layer) *used_layer = obj;
+    e->fam->set_inputs(e->gf, img, nx, ny, e->opts);
+    // The CPU fallback, and a device that computes on the CPU too (it
+    // exposes set_n_threads through its registry; a GPU does not).
+    set_threads(e->backend_cpu, n_threads > 0 ? n_threads : e->n_threads);
+    if (e->backend != e->backend_cpu) set_threads(e->backend, n_threads > 0 ? n_threads : e->n_threads);
+    if (ggml_backend_sched_graph_compute(e->sched, e->gf) != GGML_STATUS_SUCCESS) {
+        throw hp::error(HP_ERR_BACKEND, "encoder graph compute failed");
+    }
+    ggml_tensor * r = head ? e->out.hidden : e->out.embd;
+    if (rows) ggml_backend_tensor_get(r, rows, 0, ggml_nbytes(r));
+    if (object) ggml_backend_tensor_get(e->out.object, object, 0, ggml_nbytes(e->out.object));
+    if (deep) ggml_backend_tensor_get(e->out.deep, deep, 0, ggml_nbytes(e->out.deep));
+}
+
+} // namespace
+
 int hp_encoder_encode(hp_encoder * e, const float * img, int nx, int ny, int n_threads, int object_layer,
                       int * used_layer, float * embd, float * object, float * deep, char * err, size_t errlen) {
+    return guarded(err, errlen, [&] { encode(e, img, nx, ny, n_threads, object_layer, used_layer, false, embd, object, deep); });
+}
+
+int hp_encoder_encode_scores(hp_encoder * e, const float * img, int nx, int ny, int n_threads, int object_layer,
+                             int * used_layer, float * hidden, float * object, float * deep, char * err, size_t errlen) {
+    return guarded(err, errlen, [&] { encode(e, img, nx, ny, n_threads, object_layer, used_layer, true, hidden, object, deep); });
+}
+
+int hp_encoder_project(hp_encoder * e, const float * hidden, int n, int n_threads, float * embd, char * err, size_t errlen) {
     return guarded(err, errlen, [&] {
-        if (!e || !img) throw hp::error(HP_ERR_ARG, "hp_encoder_encode: NULL argument");
-        e->fam->dims(nx, ny); // throws on a size the family does not take
-        const int obj = resolve_object_layer(e->file->path(), object_layer, e->info.object_layer, e->fam->n_run());
-        if (obj - 1 != e->opts.object_block || nx != e->opts.nx || ny != e->opts.ny) {
-            const hp::graph_opts prev = e->opts;
-            e->opts.object_block = obj - 1;
-            e->opts.nx = nx;
-            e->opts.ny = ny;
-            try {
-                build_graph(*e);
-                alloc_graph(*e);
-            } catch (...) {
-                e->opts = prev;
-                build_graph(*e);
-                alloc_graph(*e);
-                throw;
-            }
+        if (!e || !hidden || !embd) throw hp::error(HP_ERR_ARG, "hp_encoder_project: NULL argument");
+        if (!e->fam->splits()) {
+            throw hp::error(HP_ERR_UNSUP, hp::strfmt("projector type %s does not split its encoder", e->info.projector));
         }
-        if (used_layer) *used_layer = obj;
-        e->fam->set_inputs(e->gf, img, nx, ny, e->opts);
-        // The CPU fallback, and a device that computes on the CPU too (it
-        // exposes set_n_threads through its registry; a GPU does not).
+        if (n < 1 || n > e->info.n_patches) {
+            throw hp::error(HP_ERR_ARG, hp::strfmt("hp_encoder_project: %d rows, want 1..%d (the image's tokens)", n,
+                                                   e->info.n_patches));
+        }
+        // ggml's CPU matmul computes fewer than 2 to 8 columns (by CPU and
+        // weight type: llamafile_sgemm's thresholds) with another kernel,
+        // which rounds differently from the tiled one the whole image's
+        // rows take; padding to 8 rows (copies of the last) keeps the kept
+        // rows bit for bit equal to hp_encoder_encode's.
+        const int rows = std::max(n, 8);
+        if (rows != e->tail_rows) build_tail(*e, rows);
+        const size_t w = (size_t) e->info.n_embd;
+        ggml_tensor * in = ggml_graph_get_tensor(e->gf_tail, "tail_in");
+        ggml_backend_tensor_set(in, hidden, 0, (size_t) n * w * sizeof(float));
+        for (int r = n; r < rows; r++) {
+            ggml_backend_tensor_set(in, hidden + (size_t) (n - 1) * w, (size_t) r * w * sizeof(float), w * sizeof(float));
+        }
         set_threads(e->backend_cpu, n_threads > 0 ? n_threads : e->n_threads);
         if (e->backend != e->backend_cpu) set_threads(e->backend, n_threads > 0 ? n_threads : e->n_threads);
-        if (ggml_backend_sched_graph_compute(e->sched, e->gf) != GGML_STATUS_SUCCESS) {
-            throw hp::error(HP_ERR_BACKEND, "encoder graph compute failed");
+        if (ggml_backend_sched_graph_compute(e->sched_tail, e->gf_tail) != GGML_STATUS_SUCCESS) {
+            throw hp::error(HP_ERR_BACKEND, "encoder tail graph compute failed");
         }
-        if (embd) ggml_backend_tensor_get(e->out.embd, embd, 0, ggml_nbytes(e->out.embd));
-        if (object) ggml_backend_tensor_get(e->out.object, object, 0, ggml_nbytes(e->out.object));
-        if (deep) ggml_backend_tensor_get(e->out.deep, deep, 0, ggml_nbytes(e->out.deep));
+        ggml_backend_tensor_get(e->tail_out, embd, 0, (size_t) n * (size_t) e->info.proj_dim * sizeof(float));
     });
 }
 

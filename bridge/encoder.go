@@ -113,6 +113,9 @@ type EncoderInfo struct {
 	// image, the others within WindowSize-pixel windows (0: no windows).
 	WAPattern  int
 	WindowSize int
+	// Split: Encode with EncodeOptions.Deferred and Project work (LLaVA's
+	// CLIP; see Project).
+	Split bool
 }
 
 // DynamicParams are the preprocessing parameters of a Dynamic encoder,
@@ -144,6 +147,12 @@ type Encoding struct {
 	PatchObject, PatchDeep []float32
 	PatchW, PatchH         int
 	Merge                  int
+	// Deferred: the encoding was made with EncodeOptions.Deferred, so Embd
+	// is empty and Hidden holds GridW*GridH rows of NEmbd floats for
+	// Encoder.Project.
+	Deferred bool
+	Hidden   []float32
+	NEmbd    int
 }
 
 // Row returns the projected embedding of image token i.
@@ -240,6 +249,7 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 		MaxTokens:   int(ci.max_tokens),
 		WAPattern:   int(ci.n_wa_pattern),
 		WindowSize:  int(ci.window_size),
+		Split:       ci.split != 0,
 	}
 	for i := 0; i < 3; i++ {
 		in.Mean[i] = float32(ci.mean[i])
@@ -278,6 +288,10 @@ type EncodeOptions struct {
 	ObjectLayer int
 	// Threads for this call; <= 0 keeps EncoderParams.Threads.
 	Threads int
+	// Deferred stops the encoder after the deep block's attention: the
+	// scores are complete, and Encoding.Hidden holds what Project needs to
+	// finish the embeddings of any tokens (an encoder with Info().Split).
+	Deferred bool
 }
 
 // distinct returns a, or nil when a shares b's storage (a dst last filled
@@ -340,11 +354,22 @@ func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (
 	if err != nil {
 		return nil, err
 	}
+	if o.Deferred && !in.Split {
+		return nil, fmt.Errorf("encode: projector type %s does not split its encoder: %w", in.Projector, ErrUnsup)
+	}
 	out := dst
 	if out == nil {
 		out = &Encoding{}
 	}
-	out.Embd = grow(out.Embd, tw*th*in.ProjDim)
+	rows := &out.Embd
+	if o.Deferred {
+		out.Embd = out.Embd[:0]
+		rows = &out.Hidden
+		out.Hidden = grow(out.Hidden, tw*th*in.NEmbd)
+	} else {
+		out.Embd = grow(out.Embd, tw*th*in.ProjDim)
+	}
+	out.Deferred, out.NEmbd = o.Deferred, in.NEmbd
 	out.PatchObject = grow(out.PatchObject, pw*ph)
 	out.PatchDeep = grow(out.PatchDeep, pw*ph)
 	out.GridW, out.GridH, out.ProjDim = tw, th, in.ProjDim
@@ -354,9 +379,16 @@ func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (
 	var used C.int
 	// The C side copies img before computing and writes the outputs once;
 	// Go memory is passed for the duration of the call only.
-	code := C.hp_encoder_encode(e.c, (*C.float)(unsafe.Pointer(&img.Pix[0])), C.int(img.W), C.int(img.H), C.int(o.Threads),
-		C.int(o.ObjectLayer), &used, (*C.float)(unsafe.Pointer(&out.Embd[0])), (*C.float)(unsafe.Pointer(&out.PatchObject[0])),
-		(*C.float)(unsafe.Pointer(&out.PatchDeep[0])), eb, errBufLen)
+	pix, obj, deep := (*C.float)(unsafe.Pointer(&img.Pix[0])), (*C.float)(unsafe.Pointer(&out.PatchObject[0])), (*C.float)(unsafe.Pointer(&out.PatchDeep[0]))
+	dstRows := (*C.float)(unsafe.Pointer(&(*rows)[0]))
+	var code C.int
+	if o.Deferred {
+		code = C.hp_encoder_encode_scores(e.c, pix, C.int(img.W), C.int(img.H), C.int(o.Threads), C.int(o.ObjectLayer), &used,
+			dstRows, obj, deep, eb, errBufLen)
+	} else {
+		code = C.hp_encoder_encode(e.c, pix, C.int(img.W), C.int(img.H), C.int(o.Threads), C.int(o.ObjectLayer), &used,
+			dstRows, obj, deep, eb, errBufLen)
+	}
 	if err := goErr(code, eb, "encode"); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
@@ -372,4 +404,42 @@ func (e *Encoder) Encode(dst *Encoding, img *imageprep.Float, o EncodeOptions) (
 		return nil, fmt.Errorf("encode: deep scores: %w", err)
 	}
 	return out, nil
+}
+
+// Project finishes a Deferred encoding for the given tokens (indices into
+// its GridW*GridH tokens, in any order, at most GridW*GridH of them): it runs the
+// deep block's MLP, the post-norm and the projector on their rows only and
+// returns len(tokens) rows of ProjDim floats in dst (grown when too
+// small), each the row Encode would have given that token. threads <= 0
+// keeps EncoderParams.Threads.
+func (e *Encoder) Project(dst []float32, enc *Encoding, tokens []int, threads int) ([]float32, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return nil, fmt.Errorf("project: encoder is closed: %w", ErrArg)
+	}
+	if enc == nil || !enc.Deferred || enc.NEmbd != e.info.NEmbd || len(enc.Hidden) != enc.GridW*enc.GridH*enc.NEmbd {
+		return nil, fmt.Errorf("project: not a deferred encoding of this encoder: %w", ErrArg)
+	}
+	n := enc.GridW * enc.GridH
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("project: no tokens: %w", ErrArg)
+	}
+	w := enc.NEmbd
+	in := make([]float32, len(tokens)*w)
+	for j, i := range tokens {
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("project: token %d is outside the image's %d: %w", i, n, ErrArg)
+		}
+		copy(in[j*w:(j+1)*w], enc.Hidden[i*w:(i+1)*w])
+	}
+	dst = grow(dst, len(tokens)*e.info.ProjDim)
+	eb := errBuf()
+	defer C.free(unsafe.Pointer(eb))
+	code := C.hp_encoder_project(e.c, (*C.float)(unsafe.Pointer(&in[0])), C.int(len(tokens)), C.int(threads),
+		(*C.float)(unsafe.Pointer(&dst[0])), eb, errBufLen)
+	if err := goErr(code, eb, "project"); err != nil {
+		return nil, fmt.Errorf("project: %w", err)
+	}
+	return dst, nil
 }

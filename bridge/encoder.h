@@ -21,6 +21,9 @@ struct graph_out {
     ggml_tensor * embd = nullptr;   // [proj_dim, n_tokens], tokens in raster order
     ggml_tensor * object = nullptr; // [n_scores], one per patch in raster order
     ggml_tensor * deep = nullptr;   // [n_scores]
+    // hidden replaces embd in a head graph (graph_opts.head): the residual
+    // stream after the deep block's attention, [n_embd, n_tokens].
+    ggml_tensor * hidden = nullptr;
 };
 
 struct graph_opts {
@@ -29,6 +32,9 @@ struct graph_opts {
     bool flash_attn = false;
     int nx = 0, ny = 0; // the input size the graph is built for
     size_t probe_bytes = 128u << 20; // attention probabilities per probe chunk
+    // head: stop after the deep block's attention and its residual, with
+    // graph_out.hidden as the output (split encoding, see bridge.h).
+    bool head = false;
 };
 
 // Output sizes of one nx x ny input.
@@ -63,6 +69,16 @@ public:
     virtual size_t max_nodes(const graph_opts & o) const = 0;
     // n_weights bounds the weight tensors declare creates.
     virtual size_t n_weights() const = 0;
+
+    // Split encoding (hp_encoder_encode_scores, hp_encoder_project), for
+    // families whose every op after the deep block's attention works on
+    // each token's row alone. splits() says the family builds head graphs
+    // (graph_opts.head) and tail graphs; build_tail adds the rest of the
+    // encoder for n_rows rows of the head's hidden output, input named
+    // "tail_in", and returns the projected rows.
+    virtual bool splits() const { return false; }
+    virtual ggml_tensor * build_tail(ggml_context * ctx0, ggml_cgraph * gf, int n_rows) const;
+    virtual size_t max_tail_nodes() const { return 64; }
 };
 
 // make_family picks the family of the file's projector; the layout

@@ -349,34 +349,48 @@ public:
                 cur = ggml_reshape_2d(ctx0, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
             }
             cur = lin(ctx0, b.o_w, b.o_b, cur);
-            cur = ggml_add(ctx0, cur, x);
-            x = cur;
-
-            cur = norm(ctx0, cur, b.ln2_w, b.ln2_b);
-            cur = lin(ctx0, b.up_w, b.up_b, cur);
-            switch (act_) {
-                case ffn_act::gelu: cur = ggml_gelu(ctx0, cur); break;
-                case ffn_act::silu: cur = ggml_silu(ctx0, cur); break;
-                case ffn_act::gelu_quick: cur = ggml_gelu_quick(ctx0, cur); break;
-            }
-            cur = lin(ctx0, b.down_w, b.down_b, cur);
-            x = ggml_add(ctx0, x, cur);
+            x = ggml_add(ctx0, cur, x);
+            if (o.head && probe_deep) break;
+            x = mlp(ctx0, b, x);
+        }
+        ggml_tensor * patches = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_patches_);
+        ggml_set_name(patches, "patches");
+        ggml_set_input(patches);
+        if (o.head) {
+            // Everything after this point works row by row (build_tail), so
+            // the patches' rows are taken now instead of after the projector.
+            ggml_tensor * h = ggml_get_rows(ctx0, ggml_reshape_2d(ctx0, x, x->ne[0], x->ne[1]), patches);
+            ggml_set_name(h, "hp_hidden");
+            ggml_set_output(h);
+            ggml_build_forward_expand(gf, h);
+            out.hidden = h;
+            return out;
         }
         if (post_w_) x = norm(ctx0, x, post_w_, post_b_);
 
         ggml_tensor * e = ggml_reshape_2d(ctx0, x, x->ne[0], x->ne[1]);
-        ggml_tensor * patches = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_patches_);
-        ggml_set_name(patches, "patches");
-        ggml_set_input(patches);
-        e = ggml_get_rows(ctx0, e, patches);
-        e = ggml_add(ctx0, ggml_mul_mat(ctx0, mm0_w_, e), mm0_b_);
-        e = ggml_gelu(ctx0, e);
-        e = ggml_add(ctx0, ggml_mul_mat(ctx0, mm2_w_, e), mm2_b_);
+        e = project(ctx0, ggml_get_rows(ctx0, e, patches));
         ggml_set_name(e, "hp_embd");
         ggml_set_output(e);
         ggml_build_forward_expand(gf, e);
         out.embd = e;
         return out;
+    }
+
+    // The deep block's MLP, the post-norm and the projector: the ops build
+    // runs after the deep block's attention, for n_rows rows of its output.
+    bool splits() const override { return true; }
+    ggml_tensor * build_tail(ggml_context * ctx0, ggml_cgraph * gf, int n_rows) const override {
+        ggml_tensor * x = ggml_new_tensor_2d(ctx0, GGML_TYPE_F32, n_embd_, n_rows);
+        ggml_set_name(x, "tail_in");
+        ggml_set_input(x);
+        x = mlp(ctx0, blocks_[n_run_ - 1], x);
+        if (post_w_) x = norm(ctx0, x, post_w_, post_b_);
+        ggml_tensor * e = project(ctx0, x);
+        ggml_set_name(e, "hp_embd");
+        ggml_set_output(e);
+        ggml_build_forward_expand(gf, e);
+        return e;
     }
 
     void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts &) const override {
@@ -401,6 +415,24 @@ public:
     }
 
 private:
+    // mlp is a block's second half: x + MLP(LN2(x)).
+    ggml_tensor * mlp(ggml_context * ctx0, const vit_block & b, ggml_tensor * x) const {
+        ggml_tensor * cur = norm(ctx0, x, b.ln2_w, b.ln2_b);
+        cur = lin(ctx0, b.up_w, b.up_b, cur);
+        switch (act_) {
+            case ffn_act::gelu: cur = ggml_gelu(ctx0, cur); break;
+            case ffn_act::silu: cur = ggml_silu(ctx0, cur); break;
+            case ffn_act::gelu_quick: cur = ggml_gelu_quick(ctx0, cur); break;
+        }
+        cur = lin(ctx0, b.down_w, b.down_b, cur);
+        return ggml_add(ctx0, x, cur);
+    }
+    // project is LLaVA's MLP projector.
+    ggml_tensor * project(ggml_context * ctx0, ggml_tensor * e) const {
+        e = ggml_add(ctx0, ggml_mul_mat(ctx0, mm0_w_, e), mm0_b_);
+        e = ggml_gelu(ctx0, e);
+        return ggml_add(ctx0, ggml_mul_mat(ctx0, mm2_w_, e), mm2_b_);
+    }
     ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) const {
         x = ggml_norm(ctx0, x, eps_);
         if (w) x = ggml_mul(ctx0, x, w);

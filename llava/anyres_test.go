@@ -54,7 +54,7 @@ func TestNeXTNoPruneMatchesMtmd(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tc.views, enc.Views, "%dx%d", tc.w, tc.h)
 		assert.Equal(t, tc.views*576, enc.NTokens, "%dx%d: every view's tokens, nothing else", tc.w, tc.h)
-		pr, err := p.Prune(enc, none)
+		pr, err := p.Prune(context.Background(), enc, none)
 		require.NoError(t, err)
 		enc.Release()
 		want, k, err := mt.EncodeImage(img.RGB)
@@ -124,7 +124,7 @@ func TestNeXTDefaultLayout(t *testing.T) {
 
 	nl := p.Encoder().Newline()
 	require.Len(t, nl, 64)
-	all, err := p.Prune(enc, llava.Options{Method: llava.MethodNone})
+	all, err := p.Prune(context.Background(), enc, llava.Options{Method: llava.MethodNone})
 	require.NoError(t, err)
 	require.Len(t, all.Kept, n)
 	for r := 0; r < newlines; r++ {
@@ -144,7 +144,7 @@ func TestNeXTDefaultLayout(t *testing.T) {
 		{llava.Options{Method: llava.MethodUniform, Keep: 100}, 100},
 		{llava.Options{Method: llava.MethodRandom, Keep: 100, Seed: 3}, 100},
 	} {
-		pr, err := p.Prune(enc, tc.o)
+		pr, err := p.Prune(context.Background(), enc, tc.o)
 		require.NoError(t, err)
 		assert.Len(t, pr.Kept, tc.want, "%+v", tc.o)
 		assert.Len(t, pr.Embd, tc.want*64)
@@ -164,7 +164,7 @@ func TestNeXTDefaultLayout(t *testing.T) {
 		want.Release()
 		pr.Release()
 	}
-	_, err = p.Prune(enc, llava.Options{Keep: 36})
+	_, err = p.Prune(context.Background(), enc, llava.Options{Keep: 36})
 	require.ErrorIs(t, err, llava.ErrOptions)
 	assert.Contains(t, err.Error(), "keep at least 37")
 

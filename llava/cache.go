@@ -188,7 +188,7 @@ func (p *Pipeline) prepareShared(ctx context.Context, img *Image, o Options) (pr
 			return nil, err
 		}
 		defer enc.Release()
-		pr, err := p.Prune(enc, o) // a copy of the kept rows, owned by the entry
+		pr, err := p.prune(ctx, enc, o, false) // a copy of the kept rows, owned by the entry
 		if err != nil {
 			return nil, err
 		}

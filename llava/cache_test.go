@@ -76,7 +76,7 @@ func TestImageCacheEncodesOnce(t *testing.T) {
 	e, err := p.Encode(ctx, decode(), 0)
 	require.NoError(t, err)
 	defer e.Release()
-	want, err := p.Prune(e, llava.Options{Keep: 64})
+	want, err := p.Prune(context.Background(), e, llava.Options{Keep: 64})
 	require.NoError(t, err)
 	s1, s2 := session(t, p), session(t, p)
 	_, err = s1.Prefill(ctx, llava.Turn{Text: question, Prepared: []*llava.Pruned{want}, Gen: greedy})

@@ -375,7 +375,7 @@ func TestEncodeOncePruneMany(t *testing.T) {
 	} {
 		want, err := p.PrepareImage(ctx, img, o)
 		require.NoError(t, err)
-		got, err := p.Prune(enc, o)
+		got, err := p.Prune(context.Background(), enc, o)
 		require.NoError(t, err)
 		assert.Equal(t, want.Kept, got.Kept, "%+v", o)
 		assert.Equal(t, want.Embd, got.Embd, "%+v", o)
@@ -394,7 +394,7 @@ func TestEncodeOncePruneMany(t *testing.T) {
 	}
 	// the prepared rows stay valid after the encoding is released and
 	// reused by other images
-	pr, err := p.Prune(enc, llava.Options{Keep: 32})
+	pr, err := p.Prune(context.Background(), enc, llava.Options{Keep: 32})
 	require.NoError(t, err)
 	rows := append([]float32(nil), pr.Embd...)
 	enc.Release()
@@ -403,13 +403,43 @@ func TestEncodeOncePruneMany(t *testing.T) {
 	assert.Equal(t, rows, pr.Embd)
 	// a released encoding, a mismatched object layer and images given both
 	// ways are refused
-	_, err = p.Prune(enc, llava.Options{Keep: 32})
+	_, err = p.Prune(context.Background(), enc, llava.Options{Keep: 32})
 	require.ErrorIs(t, err, llava.ErrOptions)
 	enc2, err := p.Encode(ctx, img, 5)
 	require.NoError(t, err)
 	defer enc2.Release()
-	_, err = p.Prune(enc2, llava.Options{Keep: 32, ObjectLayer: 7})
+	_, err = p.Prune(context.Background(), enc2, llava.Options{Keep: 32, ObjectLayer: 7})
 	require.ErrorIs(t, err, llava.ErrOptions)
 	_, err = session(t, p).Prefill(ctx, llava.Turn{Text: question, Images: []*llava.Image{img}, Prepared: []*llava.Pruned{pr}})
 	require.ErrorIs(t, err, llava.ErrOptions)
+}
+
+// The pipeline runs the encoder's last step (the deep block's MLP and the
+// projector) for the kept tokens only; the rows it gets are exactly the
+// kept rows of the whole encoder's output, in both layouts.
+func TestPrunedRowsAreWholeEncoderRows(t *testing.T) {
+	_, mm := fixture.Pair(t, "tiny")
+	ctx := context.Background()
+	for _, layout := range []bridge.Layout{bridge.LayoutCLSFirst, bridge.LayoutLlamaCpp} {
+		p := open(t, layout)
+		require.True(t, p.Encoder().Info().Split)
+		whole, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: layout, Threads: 2})
+		require.NoError(t, err)
+		defer whole.Close()
+		img := image(t, p, 6)
+		f, err := imageprep.Preprocess(img.RGB, p.ImageParams())
+		require.NoError(t, err)
+		want, err := whole.Encode(nil, f, bridge.EncodeOptions{Threads: 2})
+		require.NoError(t, err)
+		for _, o := range []llava.Options{{Keep: 64}, {Method: llava.MethodNone}, {Method: llava.MethodRandom, Keep: 7, Seed: 2}} {
+			pr, err := p.PrepareImage(ctx, img, o)
+			require.NoError(t, err)
+			w := want.ProjDim
+			require.Len(t, pr.Embd, len(pr.Kept)*w)
+			for j, i := range pr.Kept {
+				require.Equal(t, want.Row(i), pr.Embd[j*w:(j+1)*w], "%v %+v: token %d", layout, o, i)
+			}
+			pr.Release()
+		}
+	}
 }

@@ -89,6 +89,10 @@ type Pipeline struct {
 	imgBeg, imgEnd string
 	// nonCausal: image tokens attend to each other both ways (Gemma 3).
 	nonCausal bool
+	// split: a single-view image is encoded up to the deep block's
+	// attention, and the rest (the deep block's MLP and the projector) runs
+	// for the kept tokens only (bridge.EncoderInfo.Split).
+	split bool
 }
 
 // ErrNoVision means an image was given to a pipeline without a projector.
@@ -182,6 +186,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 				cfg.MMProj, in.ProjDim, cfg.Model, lmWidth, ErrMismatch)
 		}
 		p.enc = enc
+		p.split = in.Split
 		p.params = imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std, Pinpoints: in.Pinpoints}
 		p.newline = enc.Newline()
 		if err := p.setFamily(in); err != nil {
@@ -310,7 +315,7 @@ func (p *Pipeline) PrepareImage(ctx context.Context, img *Image, o Options) (*Pr
 	if err != nil {
 		return nil, err
 	}
-	pr, err := p.prune(enc, o, true)
+	pr, err := p.prune(ctx, enc, o, true)
 	if err != nil {
 		enc.Release()
 		return nil, err
@@ -396,7 +401,7 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 		t1 = time.Now()
 		// The encoder resolves layer 0 to its default (Config.ObjectLayer)
 		// and range-checks the layer: the rule lives there only.
-		enc, err = p.enc.Encode(dst, f, bridge.EncodeOptions{ObjectLayer: objectLayer, Threads: p.cfg.Threads})
+		enc, err = p.enc.Encode(dst, f, bridge.EncodeOptions{ObjectLayer: objectLayer, Threads: p.cfg.Threads, Deferred: p.split})
 		return err
 	})
 	if errors.Is(err, bridge.ErrArg) {
@@ -417,8 +422,11 @@ func (p *Pipeline) Encode(ctx context.Context, img *Image, objectLayer int) (*En
 // Prune selects the tokens o keeps from an encoded image. The result owns
 // a copy of the kept rows, so the encoding can be pruned again (another
 // budget or method) or released. o.ObjectLayer must be 0 or the layer the
-// image was encoded with (Encoded.ObjectLayer).
-func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
+// image was encoded with (Encoded.ObjectLayer). For a LLaVA-1.5 image the
+// encoder's last step (the deep block's MLP and the projector) runs here,
+// for the kept tokens only, in the pipeline's compute slot: ctx cancels the
+// wait for it.
+func (p *Pipeline) Prune(ctx context.Context, e *Encoded, o Options) (*Pruned, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -429,20 +437,20 @@ func (p *Pipeline) Prune(e *Encoded, o Options) (*Pruned, error) {
 		return nil, fmt.Errorf("%w: image %s was encoded probing object layer %d, options ask for %d",
 			ErrOptions, e.Name, e.ObjectLayer, o.ObjectLayer)
 	}
-	return p.prune(e, o, false)
+	return p.prune(ctx, e, o, false)
 }
 
 // prune selects from e; inPlace compacts the kept rows inside e's buffers
 // and hands them to the result (PrepareImage's single-use path).
-func (p *Pipeline) prune(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
-	pr, err := p.selectRows(e, o, inPlace)
+func (p *Pipeline) prune(ctx context.Context, e *Encoded, o Options, inPlace bool) (*Pruned, error) {
+	pr, err := p.selectRows(ctx, e, o, inPlace)
 	if err == nil && e.id != "" {
 		pr.key = e.id + o.key()
 	}
 	return pr, err
 }
 
-func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, error) {
+func (p *Pipeline) selectRows(ctx context.Context, e *Encoded, o Options, inPlace bool) (*Pruned, error) {
 	if e.next != nil {
 		pr, err := p.pruneViews(e, o)
 		if err == nil && inPlace {
@@ -477,6 +485,30 @@ func (p *Pipeline) selectRows(e *Encoded, o Options, inPlace bool) (*Pruned, err
 	pr := &Pruned{
 		Name: e.Name, Kept: kept, NTokens: n, GridW: enc.GridW, GridH: enc.GridH, Views: 1, Mask: p.maskViews(e, kept),
 		Preprocess: e.Preprocess, Encode: e.Encode, Select: t4.Sub(t3),
+	}
+	if enc.Deferred {
+		// The encoder's last step, for the kept rows only. In place, the
+		// rows go into the encoding's own (pooled) embedding buffer.
+		var dst []float32
+		if inPlace {
+			dst = enc.Embd[:0]
+		}
+		err := p.compute(ctx, func() (err error) {
+			t := time.Now()
+			dst, err = p.enc.Project(dst, enc, kept, p.cfg.Threads)
+			pr.Encode += time.Since(t)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", e.Name, err)
+		}
+		pr.Embd = dst
+		if inPlace {
+			enc.Embd = dst
+			pr.enc, pr.pool = enc, e.pool
+			e.enc = nil // handed over to pr
+		}
+		return pr, nil
 	}
 	if !inPlace {
 		pr.Embd = make([]float32, len(kept)*w)

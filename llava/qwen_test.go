@@ -195,7 +195,7 @@ func TestQwenPrunedKeepsPositions(t *testing.T) {
 		{llava.Options{Keep: 500}, 77},
 		{llava.Options{Method: llava.MethodNone}, 77},
 	} {
-		pr, err := p.Prune(e, tc.o)
+		pr, err := p.Prune(context.Background(), e, tc.o)
 		require.NoError(t, err)
 		assert.Len(t, pr.Kept, tc.want, "%+v", tc.o)
 		assert.Len(t, pr.Embd, tc.want*p.Model().NEmbd())

@@ -380,7 +380,7 @@ func askOurs(ctx context.Context, p *llava.Pipeline, s *llava.Session, e *llava.
 	if o.Method == llava.MethodRandom {
 		o.Seed = uint64(it.scene) + 1
 	}
-	pr, err := p.Prune(e, o)
+	pr, err := p.Prune(ctx, e, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -596,7 +596,7 @@ func Answers(ctx context.Context, cfg Config, n int) ([]Answer, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr, err := pipe.Prune(e, none)
+		pr, err := pipe.Prune(ctx, e, none)
 		e.Release()
 		if err != nil {
 			return nil, err
