@@ -63,6 +63,7 @@ const defaultQuestion = "What is in this picture? Describe the shapes, their col
 
 type options struct {
 	turn2Only bool
+	encOnly   bool
 	model     string
 	runs      int
 	encRuns   int
@@ -128,6 +129,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.imgH, "height", 480, "sample image height")
 	fs.Uint64Var(&o.seed, "seed", 1, "sample image seed")
 	fs.BoolVar(&o.turn2Only, "turn2-only", false, "measure only turn 2 of a resent conversation (none and hiprune-64), no JSON")
+	fs.BoolVar(&o.encOnly, "encoder-only", false, "measure only the encoders (ours whole, ours as HiPrune N' = 64 runs it, clip), no JSON")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging: llama.cpp's logs and each run's answer")
 	fs.IntVar(&o.ngl, "ngl", 0, "LM layers offloaded to a GPU, as llama.cpp's -ngl (99: all), for every configuration")
 	fs.BoolVar(&o.encoderGPU, "encoder-gpu", false, "run our encoder and llama.cpp's clip (mtmd) on the GPU")
@@ -284,12 +286,14 @@ func run(ctx context.Context, args []string) error {
 		if enc, err = b.encoderComparison(ctx); err != nil {
 			return err
 		}
-		if rows, err = b.endToEnd(ctx); err != nil {
-			return err
+		if !o.encOnly {
+			if rows, err = b.endToEnd(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	var resend []Resend
-	if !o.next && !o.qwen && !o.gemma {
+	if !o.next && !o.qwen && !o.gemma && !o.encOnly {
 		names := []string{"none"}
 		opts := []llava.Options{{Method: llava.MethodNone}}
 		if slices.Contains(o.keeps, 64) {
@@ -302,7 +306,7 @@ func run(ctx context.Context, args []string) error {
 	rep := buildReport(o, b.textTokens, enc, rows, b.pruned())
 	rep.Resend = resend
 	rep.ImageNote = b.imageNote()
-	if o.turn2Only {
+	if o.turn2Only || o.encOnly {
 		rep.print(os.Stdout)
 		return nil
 	}

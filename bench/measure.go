@@ -136,18 +136,27 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	theirs := func() error { _, err := clip.Encode(img, th); return err }
 	impls := map[string]func() error{"ours": ours, "llamacpp": theirs}
 	names := []string{"ours", "llamacpp"}
-	if enc.Info().Split {
+	if in := enc.Info(); in.Split {
+		// A second encoder like the pipeline's: one encoder switching
+		// between its whole graph and the split one would rebuild and
+		// reallocate the graph at every switch, which the pipeline (always
+		// split) never does.
+		split, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU})
+		if err != nil {
+			return res, fmt.Errorf("opening the split encoder: %w", err)
+		}
+		defer split.Close()
 		var def *bridge.Encoding
 		var rows []float32
 		impls["ours-split"] = func() (err error) {
-			if def, err = enc.Encode(def, img, bridge.EncodeOptions{Threads: th, Deferred: true}); err != nil {
+			if def, err = split.Encode(def, img, bridge.EncodeOptions{Threads: th, Deferred: true}); err != nil {
 				return err
 			}
 			kept, err := hiprune.Select(def.Object, def.Deep, def.GridW, def.GridH, hiprune.Config{Budget: splitKeep, Alpha: hiprune.DefaultAlpha})
 			if err != nil {
 				return err
 			}
-			rows, err = enc.Project(rows, def, kept, th)
+			rows, err = split.Project(rows, def, kept, th)
 			return err
 		}
 		names = append(names, "ours-split")

@@ -261,6 +261,8 @@ func (rep *Report) print(w io.Writer) {
 	}
 	if len(rep.Rows) > 0 {
 		rep.printRows(w)
+	} else if rep.EncoderOursMS > 0 {
+		rep.printEncoders(w)
 	}
 	if len(rep.Resend) > 0 {
 		fmt.Fprintln(w, "\nturn 2, the conversation resent whole (time to first token):")
@@ -294,12 +296,7 @@ func (rep *Report) printRows(w io.Writer) {
 			r.EncodeMS, r.SelectMS, r.PrefillMS, r.TTFTMS, r.DecodeTPS, r.KVImageMiB, r.TTFTRatio)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nencoder (%d alternated runs each): ours %.0f ms, llama.cpp clip %.0f ms, ratio %.3f (target <= 1.05: %s)\n",
-		rep.EncRuns, rep.EncoderOursMS, rep.EncoderLlamaCppMS, rep.EncoderRatio, okStr(rep.EncoderRatio <= 1.05))
-	if rep.EncoderSplitMS > 0 {
-		fmt.Fprintf(w, "encoder as HiPrune N' = %d runs it (the last block's MLP and the projector for the kept tokens only): %.0f ms, x%.3f of ours whole (target <= 0.97: %s)\n",
-			splitKeep, rep.EncoderSplitMS, rep.EncoderSplitRatio, okStr(rep.EncoderSplitRatio <= 0.97))
-	}
+	rep.printEncoders(w)
 	if len(rep.Floors) > 0 {
 		fmt.Fprintln(w, "\nfloor = mtmd encode + our prefill of N' image tokens and the text:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -369,4 +366,14 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// printEncoders is the encoder comparison's lines.
+func (rep *Report) printEncoders(w io.Writer) {
+	fmt.Fprintf(w, "\nencoder (%d alternated runs each): ours %.0f ms, llama.cpp clip %.0f ms, ratio %.3f (target <= 1.05: %s)\n",
+		rep.EncRuns, rep.EncoderOursMS, rep.EncoderLlamaCppMS, rep.EncoderRatio, okStr(rep.EncoderRatio <= 1.05))
+	if rep.EncoderSplitMS > 0 {
+		fmt.Fprintf(w, "encoder as HiPrune N' = %d runs it (the last block's MLP and the projector for the kept tokens only): %.0f ms, x%.3f of ours whole (target <= 0.97: %s)\n",
+			splitKeep, rep.EncoderSplitMS, rep.EncoderSplitRatio, okStr(rep.EncoderSplitRatio <= 0.97))
+	}
 }

@@ -2,7 +2,9 @@
 // prunes their image tokens with HiPrune before the language model sees
 // them: image in, preprocess, encode with hiprune-go's instrumented vision
 // encoder, keep N' of the image's tokens, evaluate the kept embeddings and
-// the text into a llama.cpp context, generate.
+// the text into a llama.cpp context, generate. Pruned families: LLaVA-1.5
+// and NeXT, Qwen2.5-VL, Gemma 3; llama.cpp's other vision families run
+// unpruned through its mtmd (Pipeline.Projector says which).
 //
 // # Objects
 //
@@ -17,7 +19,8 @@
 //
 // The zero value of every options struct is the default: Options{} is
 // HiPrune keeping a third of the tokens (1/9 for LLaVA-NeXT, 0.334 for
-// Qwen2.5-VL), alpha 0.1, object layer 9 (16 for Qwen2.5-VL);
+// Qwen2.5-VL, 85 of Gemma 3's 256), alpha 0.1, object layer 9 (16 for
+// Qwen2.5-VL, 13 for Gemma 3's SigLIP);
 // SessionConfig{} is a 4,096-token context with the
 // model's chat template; DefaultGen gives llama.cpp's sampling defaults. Validate reports what is
 // out of range, naming the option.
