@@ -12,14 +12,14 @@ import (
 )
 
 // Every vision model llama.cpp runs can be used: projector types the
-// instrumented encoder does not know (Gemma 3, Qwen2-VL, SmolVLM, Pixtral,
+// instrumented encoder does not know (Qwen2-VL, SmolVLM, Pixtral, Janus-Pro,
 // InternVL, MiniCPM-V, ...) run through llama.cpp's own multimodal path
 // (mtmd), unpruned.
 
 // Projector describes a pipeline's vision projector.
 type Projector struct {
 	Type   string // clip.projector_type as llama.cpp resolves it ("mlp", "gemma3", ...)
-	Family string // the models that use it ("LLaVA-1.5 / NeXT", "Gemma 3"); "" if llama.cpp does not know the type
+	Family string // the models that use it ("LLaVA-1.5 / NeXT", "Janus-Pro"); "" if llama.cpp does not know the type
 	// Pruning says whether images can be pruned: the instrumented encoder
 	// runs this projector. Otherwise llama.cpp's mtmd runs it, unpruned.
 	Pruning bool
@@ -110,10 +110,9 @@ func (p *Pipeline) openMtmd() error {
 
 // prefillMtmd is Prefill for a pipeline whose projector runs through mtmd.
 // mtmd tokenizes the turn with its own image marker, adds the family's
-// image delimiters (Gemma 3's <start_of_image>, Qwen2-VL's
-// <|vision_start|>, ...), slices images where the family does, and
-// evaluates each chunk as llama.cpp does (non-causal attention over Gemma
-// 3's images, M-RoPE positions for Qwen2-VL's); every image is kept whole.
+// image delimiters (Qwen2-VL's <|vision_start|>, ...), slices images where
+// the family does, and evaluates each chunk as llama.cpp does (M-RoPE
+// positions for Qwen2-VL's images, ...); every image is kept whole.
 // add is the turn's text with ImageMarker where images go.
 func (s *Session) prefillMtmd(ctx context.Context, t Turn, add string, st *Stats) error {
 	if err := s.p.CheckPruning(t.Prune); err != nil {

@@ -128,8 +128,8 @@ func f64(x float32) float64 {
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `chat: ask a LLaVA-style model about images, with HiPrune visual-token pruning.
-LLaVA-1.5, LLaVA-NeXT and Qwen2.5-VL are pruned. Other vision models llama.cpp runs (Gemma 3, Qwen2-VL,
-SmolVLM, ...) answer unpruned, through llama.cpp's mtmd.
+LLaVA-1.5, LLaVA-NeXT, Qwen2.5-VL and Gemma 3 are pruned. Other vision models llama.cpp runs (Qwen2-VL,
+SmolVLM, Pixtral, ...) answer unpruned, through llama.cpp's mtmd.
 
 Usage:
   chat -m MODEL.gguf --mmproj MMPROJ.gguf --image IMG [--image IMG2] -p "question" [--keep 64]
