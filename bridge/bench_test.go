@@ -86,10 +86,7 @@ func BenchmarkEncoder(b *testing.B) {
 //
 //	go test ./bridge/ -run '^$' -bench BenchmarkEncoderQwen25VL -benchtime 1x -v
 func BenchmarkEncoderQwen25VL(b *testing.B) {
-	c := testmodel.Qwen25VL3BVision()
-	lm := testmodel.LMSpec{NEmbd: c.ProjDim, NLayer: 1, NHead: 16, NHeadKV: 16, NFF: 64, NCtx: testmodel.DefaultNCtx,
-		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
-	_, mm := fixture.Custom(b, "qwen25vl3b-vision-bench", lm, c)
+	mm := visionBenchPair(b, "qwen25vl3b-vision-bench", testmodel.Qwen25VL3BVision())
 	clip, err := bridge.OpenClip(mm, false, -1)
 	if err != nil {
 		b.Fatal(err)
@@ -108,35 +105,7 @@ func BenchmarkEncoderQwen25VL(b *testing.B) {
 	}
 	b.Logf("encoder: %dx%d input, %d blocks, object layer %d, flash attention %v, backend %s",
 		img.W, img.H, in.NRun, in.ObjectLayer, in.FlashAttn, in.Backend)
-	ours, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads})
-	if err != nil {
-		b.Fatal(err)
-	}
-	want, err := clip.Encode(img, benchThreads)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var num, den float64
-	for i, v := range want {
-		num = max(num, math.Abs(float64(ours.Embd[i]-v)))
-		den = max(den, math.Abs(float64(v)))
-	}
-	b.Logf("%dx%d tokens: embeddings max rel err vs llama.cpp %.2e", ours.GridW, ours.GridH, num/den)
-
-	b.Run("ours", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := enc.Encode(ours, img, bridge.EncodeOptions{Threads: benchThreads}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("llamacpp", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := clip.Encode(img, benchThreads); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	compareAndBench(b, enc, clip, img)
 }
 
 // BenchmarkEncoderGemma3 is BenchmarkEncoder for Gemma-3-4B's vision tower
@@ -149,10 +118,7 @@ func BenchmarkEncoderQwen25VL(b *testing.B) {
 //
 //	go test ./bridge/ -run '^$' -bench BenchmarkEncoderGemma3 -benchtime 1x -v
 func BenchmarkEncoderGemma3(b *testing.B) {
-	c := testmodel.Gemma3Vision4B()
-	lm := testmodel.LMSpec{NEmbd: c.ProjDim, NLayer: 1, NHead: 16, NHeadKV: 16, NFF: 64, NCtx: testmodel.DefaultNCtx,
-		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
-	_, mm := fixture.Custom(b, "gemma3-4b-vision-bench", lm, c)
+	mm := visionBenchPair(b, "gemma3-4b-vision-bench", testmodel.Gemma3Vision4B())
 	clip, err := bridge.OpenClip(mm, false, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -170,6 +136,23 @@ func BenchmarkEncoderGemma3(b *testing.B) {
 	}
 	b.Logf("encoder: %dx%d input, %d blocks, %dx%d tokens of %dx%d patches, object layer %d, flash attention %v, backend %s",
 		img.W, img.H, in.NRun, in.GridW, in.GridH, in.Merge, in.Merge, in.ObjectLayer, in.FlashAttn, in.Backend)
+	compareAndBench(b, enc, clip, img)
+}
+
+// visionBenchPair generates (once) the mmproj c under name, with a minimal
+// F16 LM of the projector's width that is never loaded.
+func visionBenchPair(b *testing.B, name string, c testmodel.ClipSpec) string {
+	b.Helper()
+	lm := testmodel.LMSpec{NEmbd: c.ProjDim, NLayer: 1, NHead: 16, NHeadKV: 16, NFF: 64, NCtx: testmodel.DefaultNCtx,
+		Type: testmodel.F16, Seed: testmodel.DefaultSeed}
+	_, mm := fixture.Custom(b, name, lm, c)
+	return mm
+}
+
+// compareAndBench logs how far our embeddings of img are from clip's, then
+// times both encoders on it (the comparison's calls warm both up).
+func compareAndBench(b *testing.B, enc *bridge.Encoder, clip *bridge.Clip, img *imageprep.Float) {
+	b.Helper()
 	ours, err := enc.Encode(nil, img, bridge.EncodeOptions{Threads: benchThreads})
 	if err != nil {
 		b.Fatal(err)

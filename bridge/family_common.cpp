@@ -106,4 +106,48 @@ ggml_tensor * probe_scores(ggml_context * ctx0, ggml_cgraph * gf, ggml_tensor * 
     return ggml_scale(ctx0, ggml_reshape_1d(ctx0, s, n), 1.0f / ((float) n * (float) H));
 }
 
+ggml_tensor * lin(ggml_context * ctx0, ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) {
+    x = ggml_mul_mat(ctx0, w, x);
+    if (b) x = ggml_add(ctx0, x, b);
+    return x;
+}
+
+ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps, bool rms) {
+    x = rms ? ggml_rms_norm(ctx0, x, eps) : ggml_norm(ctx0, x, eps);
+    if (w) x = ggml_mul(ctx0, x, w);
+    if (b) x = ggml_add(ctx0, x, b);
+    return x;
+}
+
+ggml_tensor * ffn(ggml_context * ctx0, ggml_tensor * x, ffn_act act, ggml_tensor * up_w, ggml_tensor * up_b,
+                  ggml_tensor * gate_w, ggml_tensor * gate_b, ggml_tensor * down_w, ggml_tensor * down_b) {
+    ggml_tensor * up = lin(ctx0, up_w, up_b, x);
+    if (!gate_w) {
+        switch (act) {
+            case ffn_act::silu: x = ggml_silu(ctx0, up); break;
+            case ffn_act::gelu: x = ggml_gelu(ctx0, up); break;
+            case ffn_act::gelu_quick: x = ggml_gelu_quick(ctx0, up); break;
+        }
+    } else {
+        ggml_tensor * gate = lin(ctx0, gate_w, gate_b, x);
+        switch (act) {
+            case ffn_act::silu: x = ggml_swiglu_split(ctx0, gate, up); break;
+            case ffn_act::gelu: x = ggml_geglu_split(ctx0, gate, up); break;
+            case ffn_act::gelu_quick: x = ggml_geglu_quick_split(ctx0, gate, up); break;
+        }
+    }
+    return lin(ctx0, down_w, down_b, x);
+}
+
+void set_planar_image(ggml_cgraph * gf, const float * img, int nx, int ny) {
+    const size_t n = (size_t) nx * (size_t) ny;
+    std::vector<float> planar(n * 3);
+    for (size_t i = 0; i < n; i++) {
+        planar[i] = img[3 * i];
+        planar[n + i] = img[3 * i + 1];
+        planar[2 * n + i] = img[3 * i + 2];
+    }
+    ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "inp_raw"), planar.data(), 0, planar.size() * sizeof(float));
+}
+
 } // namespace hp

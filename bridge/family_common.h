@@ -1,6 +1,6 @@
-// family_common.h: what every vision family's loader shares: reading
-// bounded hyper-parameters and declaring weights after checking them
-// against the file.
+// family_common.h: what every vision family shares: reading bounded
+// hyper-parameters, declaring weights after checking them against the
+// file, and the graph pieces clip.cpp builds the same way for each.
 #pragma once
 
 #include "encoder.h"
@@ -41,5 +41,25 @@ int probe_chunk_rows(int n, int n_head, size_t bytes);
 // [n, n] or nullptr. Returns a [n] tensor.
 ggml_tensor * probe_scores(ggml_context * ctx0, ggml_cgraph * gf, ggml_tensor * q, ggml_tensor * k, ggml_tensor * mask,
                            float kq_scale, size_t bytes);
+
+// ffn_act is the MLP activation (clip.use_gelu / clip.use_silu, else quick
+// GELU).
+enum class ffn_act { gelu, silu, gelu_quick };
+
+// lin is w x, plus b when there is one.
+ggml_tensor * lin(ggml_context * ctx0, ggml_tensor * w, ggml_tensor * b, ggml_tensor * x);
+
+// norm is LayerNorm (RMSNorm with rms) of x's rows, scaled by w and shifted
+// by b when they are there.
+ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps, bool rms);
+
+// ffn is clip.cpp's build_ffn: up (and gate in parallel), the activation
+// (of the gate times up when there is a gate, else of up), then down.
+ggml_tensor * ffn(ggml_context * ctx0, ggml_tensor * x, ffn_act act, ggml_tensor * up_w, ggml_tensor * up_b,
+                  ggml_tensor * gate_w, ggml_tensor * gate_b, ggml_tensor * down_w, ggml_tensor * down_b);
+
+// set_planar_image writes an nx x ny interleaved RGB image into the graph's
+// "inp_raw" input, one plane per channel as ggml_conv_2d reads it.
+void set_planar_image(ggml_cgraph * gf, const float * img, int nx, int ny);
 
 } // namespace hp

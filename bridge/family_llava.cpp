@@ -19,8 +19,6 @@ struct vit_block {
     ggml_tensor *up_w = nullptr, *up_b = nullptr, *down_w = nullptr, *down_b = nullptr;
 };
 
-enum class ffn_act { gelu, silu, gelu_quick };
-
 // blocks_to_run is the one place that decides how deep the encoder goes: the
 // projector reads the output of the last block run, and HiPrune's deep layer
 // is that block's attention.
@@ -394,14 +392,7 @@ public:
     }
 
     void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts &) const override {
-        const int n = nx * ny;
-        std::vector<float> planar((size_t) n * 3);
-        for (int i = 0; i < n; i++) {
-            planar[i] = img[3 * i];
-            planar[n + i] = img[3 * i + 1];
-            planar[2 * n + i] = img[3 * i + 2];
-        }
-        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "inp_raw"), planar.data(), 0, planar.size() * sizeof(float));
+        set_planar_image(gf, img, nx, ny);
 
         const int n_pos = n_patches_ + (has_cls_ ? 1 : 0);
         std::vector<int32_t> pos(n_pos);
@@ -418,13 +409,7 @@ private:
     // mlp is a block's second half: x + MLP(LN2(x)).
     ggml_tensor * mlp(ggml_context * ctx0, const vit_block & b, ggml_tensor * x) const {
         ggml_tensor * cur = norm(ctx0, x, b.ln2_w, b.ln2_b);
-        cur = lin(ctx0, b.up_w, b.up_b, cur);
-        switch (act_) {
-            case ffn_act::gelu: cur = ggml_gelu(ctx0, cur); break;
-            case ffn_act::silu: cur = ggml_silu(ctx0, cur); break;
-            case ffn_act::gelu_quick: cur = ggml_gelu_quick(ctx0, cur); break;
-        }
-        cur = lin(ctx0, b.down_w, b.down_b, cur);
+        cur = ffn(ctx0, cur, act_, b.up_w, b.up_b, nullptr, nullptr, b.down_w, b.down_b);
         return ggml_add(ctx0, x, cur);
     }
     // project is LLaVA's MLP projector.
@@ -434,15 +419,7 @@ private:
         return ggml_add(ctx0, ggml_mul_mat(ctx0, mm2_w_, e), mm2_b_);
     }
     ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) const {
-        x = ggml_norm(ctx0, x, eps_);
-        if (w) x = ggml_mul(ctx0, x, w);
-        if (b) x = ggml_add(ctx0, x, b);
-        return x;
-    }
-    static ggml_tensor * lin(ggml_context * ctx0, ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) {
-        x = ggml_mul_mat(ctx0, w, x);
-        if (b) x = ggml_add(ctx0, x, b);
-        return x;
+        return hp::norm(ctx0, x, w, b, eps_, false);
     }
 
     std::string path_;

@@ -70,8 +70,6 @@ constexpr int kMaxTokens = 4096;
 // (4 * tokens)^2 floats.
 constexpr int kTokenLimit = 16384;
 
-enum class ffn_act { gelu, silu, gelu_quick };
-
 struct qwen_block {
     ggml_tensor *q_w = nullptr, *q_b = nullptr, *k_w = nullptr, *k_b = nullptr;
     ggml_tensor *v_w = nullptr, *v_b = nullptr, *o_w = nullptr, *o_b = nullptr;
@@ -401,14 +399,7 @@ public:
     }
 
     void set_inputs(ggml_cgraph * gf, const float * img, int nx, int ny, const graph_opts &) const override {
-        const int n_px = nx * ny;
-        std::vector<float> planar((size_t) n_px * 3);
-        for (int i = 0; i < n_px; i++) {
-            planar[i] = img[3 * i];
-            planar[n_px + i] = img[3 * i + 1];
-            planar[2 * n_px + i] = img[3 * i + 2];
-        }
-        ggml_backend_tensor_set(ggml_graph_get_tensor(gf, "inp_raw"), planar.data(), 0, planar.size() * sizeof(float));
+        set_planar_image(gf, img, nx, ny);
 
         const int P = patch_size_;
         const int ipw = nx / P, iph = ny / P;                 // patches
@@ -477,35 +468,10 @@ private:
     }
 
     ggml_tensor * norm(ggml_context * ctx0, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) const {
-        x = ggml_rms_norm(ctx0, x, eps_);
-        if (w) x = ggml_mul(ctx0, x, w);
-        if (b) x = ggml_add(ctx0, x, b);
-        return x;
+        return hp::norm(ctx0, x, w, b, eps_, true);
     }
-    static ggml_tensor * lin(ggml_context * ctx0, ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) {
-        x = ggml_mul_mat(ctx0, w, x);
-        if (b) x = ggml_add(ctx0, x, b);
-        return x;
-    }
-    // ffn is clip.cpp's build_ffn: up and gate in parallel, the activation
-    // of the gate times up (or of up alone without a gate), then down.
     ggml_tensor * ffn(ggml_context * ctx0, const qwen_block & b, ggml_tensor * x) const {
-        ggml_tensor * up = lin(ctx0, b.up_w, b.up_b, x);
-        if (!b.gate_w) {
-            switch (act_) {
-                case ffn_act::silu: x = ggml_silu(ctx0, up); break;
-                case ffn_act::gelu: x = ggml_gelu(ctx0, up); break;
-                case ffn_act::gelu_quick: x = ggml_gelu_quick(ctx0, up); break;
-            }
-        } else {
-            ggml_tensor * gate = lin(ctx0, b.gate_w, b.gate_b, x);
-            switch (act_) {
-                case ffn_act::silu: x = ggml_swiglu_split(ctx0, gate, up); break;
-                case ffn_act::gelu: x = ggml_geglu_split(ctx0, gate, up); break;
-                case ffn_act::gelu_quick: x = ggml_geglu_quick_split(ctx0, gate, up); break;
-            }
-        }
-        return lin(ctx0, b.down_w, b.down_b, x);
+        return hp::ffn(ctx0, x, act_, b.up_w, b.up_b, b.gate_w, b.gate_b, b.down_w, b.down_b);
     }
 
     std::string path_;

@@ -3,7 +3,6 @@ package refvit
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/hiprune/hiprune-go/internal/gguf"
 )
@@ -46,93 +45,45 @@ func LoadQwen(path string) (*QwenModel, error) {
 		return nil, fmt.Errorf("refvit: %w", err)
 	}
 	defer f.Close()
-	u32 := func(key string, def int) int {
-		kv, ok := f.Get(key)
-		if !ok {
-			return def
-		}
-		v, _ := kv.Value.(uint32)
-		return int(v)
-	}
-	flag := func(key string) bool {
-		kv, _ := f.Get(key)
-		v, _ := kv.Value.(bool)
-		return v
-	}
+	l := newLoader(f)
 	if kv, _ := f.Get("clip.projector_type"); kv.Value != "qwen2.5vl_merger" {
 		return nil, fmt.Errorf("refvit: %s is not a qwen2.5vl_merger mmproj", path)
 	}
-	eps, _ := f.Get("clip.vision.attention.layer_norm_epsilon")
-	epsv, _ := eps.Value.(float32)
 	m := &QwenModel{
-		Patch:     u32("clip.vision.patch_size", 0),
-		E:         u32("clip.vision.embedding_length", 0),
-		H:         u32("clip.vision.attention.head_count", 0),
-		NBlock:    u32("clip.vision.block_count", 0),
-		WAPattern: u32("clip.vision.n_wa_pattern", 0),
-		Window:    u32("clip.vision.window_size", 112),
-		Eps:       float64(epsv),
-		Act:       "gelu_quick",
-		merge:     u32("clip.vision.spatial_merge_size", 2),
+		Patch:     l.u32("clip.vision.patch_size", 0),
+		E:         l.u32("clip.vision.embedding_length", 0),
+		H:         l.u32("clip.vision.attention.head_count", 0),
+		NBlock:    l.u32("clip.vision.block_count", 0),
+		WAPattern: l.u32("clip.vision.n_wa_pattern", 0),
+		Window:    l.u32("clip.vision.window_size", 112),
+		Eps:       l.eps(),
+		Act:       l.act(),
+		merge:     l.u32("clip.vision.spatial_merge_size", 2),
 	}
 	if m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock == 0 {
 		return nil, fmt.Errorf("refvit: %s lacks vision hyper-parameters", path)
 	}
-	if flag("clip.use_gelu") {
-		m.Act = "gelu"
-	} else if flag("clip.use_silu") {
-		m.Act = "silu"
-	}
-	tensors := map[string]gguf.TensorInfo{}
-	for _, t := range f.Tensors {
-		tensors[t.Name] = t
-	}
-	m.patchF16 = tensors["v.patch_embd.weight"].Type == gguf.TypeF16
-	var errs []string
-	get := func(name string, required bool) []float64 {
-		if _, ok := tensors[name]; !ok {
-			if required {
-				errs = append(errs, "missing tensor "+name)
-			}
-			return nil
-		}
-		v, err := f.ReadTensorFloat32(name)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("tensor %s: %v", name, err))
-			return nil
-		}
-		out := make([]float64, len(v))
-		for i, x := range v {
-			out[i] = float64(x)
-		}
-		return out
-	}
-	m.patch0, m.patch1 = get("v.patch_embd.weight", true), get("v.patch_embd.weight.1", true)
-	m.preW, m.preB = get("v.pre_ln.weight", false), get("v.pre_ln.bias", false)
-	m.postW, m.postB = get("v.post_ln.weight", false), get("v.post_ln.bias", false)
-	m.mm0w, m.mm0b = get("mm.0.weight", true), get("mm.0.bias", true)
-	m.mm2w, m.mm2b = get("mm.2.weight", true), get("mm.2.bias", true)
-	m.Hidden, m.Proj = int(tensors["mm.0.weight"].Ne[1]), int(tensors["mm.2.weight"].Ne[1])
+	m.patchF16 = l.f16("v.patch_embd.weight")
+	m.patch0, m.patch1 = l.get("v.patch_embd.weight", true), l.get("v.patch_embd.weight.1", true)
+	m.preW, m.preB = l.get("v.pre_ln.weight", false), l.get("v.pre_ln.bias", false)
+	m.postW, m.postB = l.get("v.post_ln.weight", false), l.get("v.post_ln.bias", false)
+	m.mm0w, m.mm0b = l.get("mm.0.weight", true), l.get("mm.0.bias", true)
+	m.mm2w, m.mm2b = l.get("mm.2.weight", true), l.get("mm.2.bias", true)
+	m.Hidden, m.Proj = int(l.tensors["mm.0.weight"].Ne[1]), int(l.tensors["mm.2.weight"].Ne[1])
 	for il := 0; il < m.NBlock; il++ {
 		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
-		m.blocks = append(m.blocks, block{
-			qw: get(n("attn_q.weight"), true), qb: get(n("attn_q.bias"), false),
-			kw: get(n("attn_k.weight"), true), kb: get(n("attn_k.bias"), false),
-			vw: get(n("attn_v.weight"), true), vb: get(n("attn_v.bias"), false),
-			ow: get(n("attn_out.weight"), true), ob: get(n("attn_out.bias"), false),
-			ln1w: get(n("ln1.weight"), false), ln1b: get(n("ln1.bias"), false),
-			ln2w: get(n("ln2.weight"), false), ln2b: get(n("ln2.bias"), false),
-			upw: get(n("ffn_up.weight"), true), upb: get(n("ffn_up.bias"), false),
-			downw: get(n("ffn_down.weight"), true), downb: get(n("ffn_down.bias"), false),
-		})
-		m.gatew = append(m.gatew, get(n("ffn_gate.weight"), true))
-		m.gateb = append(m.gateb, get(n("ffn_gate.bias"), false))
+		b := l.attnBlock(il)
+		b.upw, b.upb = l.get(n("ffn_up.weight"), true), l.get(n("ffn_up.bias"), false)
+		b.downw, b.downb = l.get(n("ffn_down.weight"), true), l.get(n("ffn_down.bias"), false)
+		m.blocks = append(m.blocks, b)
+		m.gatew = append(m.gatew, l.get(n("ffn_gate.weight"), true))
+		m.gateb = append(m.gateb, l.get(n("ffn_gate.bias"), false))
 		if il == 0 {
-			m.FF = int(tensors[n("ffn_gate.weight")].Ne[1])
+			m.FF = int(l.tensors[n("ffn_gate.weight")].Ne[1])
 		}
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("refvit: %s: %s", path, strings.Join(errs, "; "))
+	if err := l.err("refvit: " + path + ": "); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

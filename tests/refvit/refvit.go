@@ -17,7 +17,6 @@ package refvit
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/x448/float16"
 
@@ -79,104 +78,42 @@ func Load(path string) (*Model, error) {
 		return nil, fmt.Errorf("refvit: %w", err)
 	}
 	defer f.Close()
-	u32 := func(key string) int {
-		kv, _ := f.Get(key)
-		v, _ := kv.Value.(uint32)
-		return int(v)
-	}
-	flag := func(key string) bool {
-		kv, _ := f.Get(key)
-		v, _ := kv.Value.(bool)
-		return v
-	}
-	read := func(name string, required bool) ([]float64, error) {
-		if _, ok := f.Tensor(name); !ok {
-			if required {
-				return nil, fmt.Errorf("refvit: missing tensor %s", name)
-			}
-			return nil, nil
-		}
-		v, err := f.ReadTensorFloat32(name)
-		if err != nil {
-			return nil, fmt.Errorf("refvit: tensor %s: %w", name, err)
-		}
-		out := make([]float64, len(v))
-		for i, x := range v {
-			out[i] = float64(x)
-		}
-		return out, nil
-	}
-	eps, _ := f.Get("clip.vision.attention.layer_norm_epsilon")
-	epsv, _ := eps.Value.(float32)
+	l := newLoader(f)
 	m := &Model{
-		ImageSize: u32("clip.vision.image_size"),
-		Patch:     u32("clip.vision.patch_size"),
-		E:         u32("clip.vision.embedding_length"),
-		H:         u32("clip.vision.attention.head_count"),
-		FF:        u32("clip.vision.feed_forward_length"),
-		NBlock:    u32("clip.vision.block_count"),
-		Eps:       float64(epsv),
-		Act:       "gelu_quick",
+		ImageSize: l.u32("clip.vision.image_size", 0),
+		Patch:     l.u32("clip.vision.patch_size", 0),
+		E:         l.u32("clip.vision.embedding_length", 0),
+		H:         l.u32("clip.vision.attention.head_count", 0),
+		FF:        l.u32("clip.vision.feed_forward_length", 0),
+		NBlock:    l.u32("clip.vision.block_count", 0),
+		Eps:       l.eps(),
+		Act:       l.act(),
 	}
 	if m.ImageSize == 0 || m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock < 2 {
 		return nil, fmt.Errorf("refvit: %s lacks CLIP hyper-parameters", path)
 	}
-	if flag("clip.use_gelu") {
-		m.Act = "gelu"
-	} else if flag("clip.use_silu") {
-		m.Act = "silu"
-	}
-	tensors := map[string]gguf.TensorInfo{}
-	for _, t := range f.Tensors {
-		tensors[t.Name] = t
-	}
-	m.patchF16 = tensors["v.patch_embd.weight"].Type == gguf.TypeF16
-	var errs []error
-	get := func(name string, required bool) []float64 {
-		v, err := read(name, required)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return v
-	}
-	m.patchW = get("v.patch_embd.weight", true)
-	m.patchB = get("v.patch_embd.bias", false)
-	m.cls = get("v.class_embd", false)
-	m.pos = get("v.position_embd.weight", true)
-	m.preW, m.preB = get("v.pre_ln.weight", false), get("v.pre_ln.bias", false)
-	m.postW, m.postB = get("v.post_ln.weight", false), get("v.post_ln.bias", false)
-	m.mm0w, m.mm0b = get("mm.0.weight", true), get("mm.0.bias", true)
-	m.mm2w, m.mm2b = get("mm.2.weight", true), get("mm.2.bias", true)
-	if t, ok := tensors["mm.0.weight"]; ok {
+	m.patchF16 = l.f16("v.patch_embd.weight")
+	m.patchW = l.get("v.patch_embd.weight", true)
+	m.patchB = l.get("v.patch_embd.bias", false)
+	m.cls = l.get("v.class_embd", false)
+	m.pos = l.get("v.position_embd.weight", true)
+	m.preW, m.preB = l.get("v.pre_ln.weight", false), l.get("v.pre_ln.bias", false)
+	m.postW, m.postB = l.get("v.post_ln.weight", false), l.get("v.post_ln.bias", false)
+	m.mm0w, m.mm0b = l.get("mm.0.weight", true), l.get("mm.0.bias", true)
+	m.mm2w, m.mm2b = l.get("mm.2.weight", true), l.get("mm.2.bias", true)
+	if t, ok := l.tensors["mm.0.weight"]; ok {
 		m.Hidden = int(t.Ne[1])
 	}
-	if t, ok := tensors["mm.2.weight"]; ok {
+	if t, ok := l.tensors["mm.2.weight"]; ok {
 		m.Proj = int(t.Ne[1])
 	}
 	for il := 0; il < m.NBlock; il++ {
-		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
-		b := block{
-			qw: get(n("attn_q.weight"), true), qb: get(n("attn_q.bias"), false),
-			kw: get(n("attn_k.weight"), true), kb: get(n("attn_k.bias"), false),
-			vw: get(n("attn_v.weight"), true), vb: get(n("attn_v.bias"), false),
-			ow: get(n("attn_out.weight"), true), ob: get(n("attn_out.bias"), false),
-			ln1w: get(n("ln1.weight"), false), ln1b: get(n("ln1.bias"), false),
-			ln2w: get(n("ln2.weight"), false), ln2b: get(n("ln2.bias"), false),
-		}
-		up, down := "ffn_up", "ffn_down"
-		if t, ok := tensors[n("ffn_up.weight")]; ok && int(t.Ne[0]) != m.E {
-			up, down = down, up // fc1 stored as ffn_down in older conversions
-		}
-		b.upw, b.upb = get(n(up+".weight"), true), get(n(up+".bias"), false)
-		b.downw, b.downb = get(n(down+".weight"), true), get(n(down+".bias"), false)
+		b := l.attnBlock(il)
+		l.clipMLP(&b, il, m.E)
 		m.blocks = append(m.blocks, b)
 	}
-	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
-		}
-		return nil, fmt.Errorf("%s", strings.Join(msgs, "; "))
+	if err := l.err("refvit: "); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -3,7 +3,6 @@ package refvit
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/hiprune/hiprune-go/internal/gguf"
 )
@@ -45,95 +44,39 @@ func LoadSigLIP(path string) (*SigLIPModel, error) {
 		return nil, fmt.Errorf("refvit: %w", err)
 	}
 	defer f.Close()
-	u32 := func(key string, def int) int {
-		kv, ok := f.Get(key)
-		if !ok {
-			return def
-		}
-		v, _ := kv.Value.(uint32)
-		return int(v)
-	}
-	flag := func(key string) bool {
-		kv, _ := f.Get(key)
-		v, _ := kv.Value.(bool)
-		return v
-	}
+	l := newLoader(f)
 	if kv, _ := f.Get("clip.projector_type"); kv.Value != "gemma3" {
 		return nil, fmt.Errorf("refvit: %s is not a gemma3 mmproj", path)
 	}
-	eps, _ := f.Get("clip.vision.attention.layer_norm_epsilon")
-	epsv, _ := eps.Value.(float32)
 	m := &SigLIPModel{
-		ImageSize: u32("clip.vision.image_size", 0),
-		Patch:     u32("clip.vision.patch_size", 0),
-		E:         u32("clip.vision.embedding_length", 0),
-		H:         u32("clip.vision.attention.head_count", 0),
-		FF:        u32("clip.vision.feed_forward_length", 0),
-		NBlock:    u32("clip.vision.block_count", 0),
-		Merge:     u32("clip.vision.projector.scale_factor", 4),
-		Eps:       float64(epsv),
-		Act:       "gelu_quick",
+		ImageSize: l.u32("clip.vision.image_size", 0),
+		Patch:     l.u32("clip.vision.patch_size", 0),
+		E:         l.u32("clip.vision.embedding_length", 0),
+		H:         l.u32("clip.vision.attention.head_count", 0),
+		FF:        l.u32("clip.vision.feed_forward_length", 0),
+		NBlock:    l.u32("clip.vision.block_count", 0),
+		Merge:     l.u32("clip.vision.projector.scale_factor", 4),
+		Eps:       l.eps(),
+		Act:       l.act(),
 	}
 	if m.ImageSize == 0 || m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock == 0 || m.Merge == 0 ||
 		(m.ImageSize/m.Patch)%m.Merge != 0 {
 		return nil, fmt.Errorf("refvit: %s lacks consistent SigLIP hyper-parameters", path)
 	}
-	if flag("clip.use_gelu") {
-		m.Act = "gelu"
-	} else if flag("clip.use_silu") {
-		m.Act = "silu"
-	}
-	tensors := map[string]gguf.TensorInfo{}
-	for _, t := range f.Tensors {
-		tensors[t.Name] = t
-	}
-	m.patchF16 = tensors["v.patch_embd.weight"].Type == gguf.TypeF16
-	m.projF16 = tensors["mm.input_projection.weight"].Type == gguf.TypeF16
-	var errs []string
-	get := func(name string, required bool) []float64 {
-		if _, ok := tensors[name]; !ok {
-			if required {
-				errs = append(errs, "missing tensor "+name)
-			}
-			return nil
-		}
-		v, err := f.ReadTensorFloat32(name)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("tensor %s: %v", name, err))
-			return nil
-		}
-		out := make([]float64, len(v))
-		for i, x := range v {
-			out[i] = float64(x)
-		}
-		return out
-	}
-	m.patchW, m.patchB = get("v.patch_embd.weight", true), get("v.patch_embd.bias", false)
-	m.pos = get("v.position_embd.weight", true)
-	m.postW, m.postB = get("v.post_ln.weight", false), get("v.post_ln.bias", false)
-	m.softNorm, m.proj = get("mm.soft_emb_norm.weight", true), get("mm.input_projection.weight", true)
-	m.Proj = int(tensors["mm.input_projection.weight"].Ne[0])
+	m.patchF16 = l.f16("v.patch_embd.weight")
+	m.projF16 = l.f16("mm.input_projection.weight")
+	m.patchW, m.patchB = l.get("v.patch_embd.weight", true), l.get("v.patch_embd.bias", false)
+	m.pos = l.get("v.position_embd.weight", true)
+	m.postW, m.postB = l.get("v.post_ln.weight", false), l.get("v.post_ln.bias", false)
+	m.softNorm, m.proj = l.get("mm.soft_emb_norm.weight", true), l.get("mm.input_projection.weight", true)
+	m.Proj = int(l.tensors["mm.input_projection.weight"].Ne[0])
 	for il := 0; il < m.NBlock; il++ {
-		n := func(s string) string { return fmt.Sprintf("v.blk.%d.%s", il, s) }
-		b := block{
-			qw: get(n("attn_q.weight"), true), qb: get(n("attn_q.bias"), false),
-			kw: get(n("attn_k.weight"), true), kb: get(n("attn_k.bias"), false),
-			vw: get(n("attn_v.weight"), true), vb: get(n("attn_v.bias"), false),
-			ow: get(n("attn_out.weight"), true), ob: get(n("attn_out.bias"), false),
-			ln1w: get(n("ln1.weight"), false), ln1b: get(n("ln1.bias"), false),
-			ln2w: get(n("ln2.weight"), false), ln2b: get(n("ln2.bias"), false),
-		}
-		// fc1 (n_embd -> n_ff) is the tensor whose rows are n_embd long.
-		up, down := "ffn_up", "ffn_down"
-		if t, ok := tensors[n("ffn_up.weight")]; ok && int(t.Ne[0]) != m.E {
-			up, down = down, up
-		}
-		b.upw, b.upb = get(n(up+".weight"), true), get(n(up+".bias"), false)
-		b.downw, b.downb = get(n(down+".weight"), true), get(n(down+".bias"), false)
+		b := l.attnBlock(il)
+		l.clipMLP(&b, il, m.E)
 		m.blocks = append(m.blocks, b)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("refvit: %s: %s", path, strings.Join(errs, "; "))
+	if err := l.err("refvit: " + path + ": "); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
