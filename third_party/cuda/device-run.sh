@@ -25,11 +25,18 @@
 #   6  bench -model 1b -keep 64 -ngl 99 -encoder-gpu: rows mtmd, none,
 #      hiprune-64 (medians of BENCH_RUNS runs, default 5; BENCH_FLAGS adds
 #      bench flags)                                                          120
+# Beside steps 1-4, the testbed model (issue 8) trains on the GPU for
+# TRAIN_S seconds (default 270; 0 skips it) with PyTorch, from scenes of
+# bin/testbed; steps 5 and 6 wait for it, so their timings have the GPU to
+# themselves. It leaves model.pt and train.tgz (train.log, loss.csv,
+# config.json) in $OUT; `train.py --resave` turns model.pt into weights.bin
+# for `testbed export`.
 # A step that fails is reported and the run goes on where it can. Output:
 # $OUT (the device tool's folder; /tmp/hiprune-device elsewhere) gets
 # device-run.log (the console), tests.log (the tests' whole output),
-# chat.log, bench.log (its progress), 1b.json (its figures) and summary.txt
-# (what goes into the closing note). The CMake build is in
+# chat.log, bench.log (its progress), 1b.json (its figures), summary.txt
+# (what goes into the closing note), model.pt and train.tgz: eight files, the
+# most the device tool brings back. The CMake build is in
 # .cache/ggml-build-cuda, the models in .cache/models.
 #
 # --rehearse runs the same steps on a machine without a GPU, with the fake
@@ -95,9 +102,30 @@ if ldd "$run/bin/chat" | grep -q 'not found' || ! "$run/bin/chat" --help >/dev/n
 	exit 1
 fi
 
-# ---- 1: the CUDA library, and the 1B pair meanwhile ------------------------------
+# ---- 1: the CUDA library; the 1B pair and the testbed model meanwhile ----------------
 (cd "$run" && bin/bench -model 1b -prepare >"$work/prepare.log" 2>&1) &
 prepare_pid=$!
+TRAIN_S=${TRAIN_S:-270}
+train_pid=
+if [ "$TRAIN_S" != 0 ]; then
+	tb=$work/tb
+	mkdir -p "$tb"
+	note "testbed training: ${TRAIN_S} s budget on ${TRAIN_DEVICE:-cuda}, started at $(elapsed) s"
+	(
+		t0=$(date +%s)
+		# shellcheck disable=SC2086 # TRAIN_ARGS is a list of arguments
+		timeout --kill-after=10 $((TRAIN_S * scale + 150)) "${PYTHON:-python3}" tests/testbed/train/train.py \
+			--device "${TRAIN_DEVICE:-cuda}" --streams "${TRAIN_STREAMS:-6}" --threads 4 \
+			--time-budget $((TRAIN_S * scale)) --vit-batch 64 --batch 64 --eval-every 400 \
+			--stream "$run/bin/testbed stream -seed 1" --heldout "$run/bin/testbed stream -seed 3" \
+			--tokens "$run/tokens.json" --out "$tb" ${TRAIN_ARGS:-} >"$tb/train.log" 2>&1
+		echo "train.py: exit $?, $(($(date +%s) - t0)) s" >>"$tb/train.log"
+		[ -f "$tb/model.pt" ] && cp "$tb/model.pt" "$OUT/"
+		# shellcheck disable=SC2046 # the files that exist
+		(cd "$tb" && tar czf "$OUT/train.tgz" $(ls train.log loss.csv config.json 2>/dev/null))
+	) &
+	train_pid=$!
+fi
 if ! step "build $backend_lib (CUDA_ARCH=$CUDA_ARCH)" 420 env CUDA_ARCH="$CUDA_ARCH" GGML_SRC="$run/ggml" \
 	JOBS="$(nproc)" bash "$here/build.sh" "$kind" "$lib"; then
 	note "no $backend_lib: nothing else can run on the GPU"
@@ -132,6 +160,13 @@ note "1B pair: $(tail -1 "$work/prepare.log")"
 (cd tests/gpu && step "GPU encoder parity, 1B pair (CLIP-L/14-336)" 60 env HIPRUNE_REQUIRE_GPU=1 HIPRUNE_GPU_PRESETS=1b \
 	"$run/bin/gpu.test" -test.v -test.count=1 -test.run TestEncoderOnGPU -test.timeout $((55 * scale))s) |
 	tee -a "$OUT/tests.log" | grep -E '^(---|ok|FAIL|PASS|== )|gpu_test.go|Error' | tee -a "$summary"
+
+if [ -n "$train_pid" ]; then
+	echo "== [$(elapsed) s] waiting for the testbed training"
+	wait $train_pid
+	note "testbed training: done at $(elapsed) s; $(grep -E '^time budget|^step [0-9]+: ViT frozen' "$tb/train.log" | tr '\n' ' ')"
+	grep -E '^  heldout|overrun|^train.py: exit|Error|error' "$tb/train.log" | tail -4 | sed 's/^ */testbed training: /' | tee -a "$summary"
+fi
 
 # ---- 5: chat on the GPU --------------------------------------------------------------------
 m=$HIPRUNE_MODELS_DIR

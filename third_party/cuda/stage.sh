@@ -3,6 +3,10 @@
 # ninja but no Go and no network (make device-bundle): DEST/bundle.tgz with
 #   bin/chat, bin/bench                   the product and the benchmark
 #   bin/gpu.test, bin/bridge.test         test binaries (go test -c)
+#   bin/testbed, tokens.json              the testbed's scene generator and
+#                                         prompt token ids, for training the
+#                                         testbed model on the GPU meanwhile
+#                                         (tests/testbed/train/train.py)
 #   ggml/{include,cmake,src}              ggml's sources from the pinned module
 #                                         (Metal and Vulkan left out), which
 #                                         build.sh cuda compiles there
@@ -37,6 +41,8 @@ $GO build -ldflags="$ld" -o "$tmp/bin/chat" ./cmd/chat
 $GO build -ldflags="$ld" -o "$tmp/bin/bench" ./bench
 $GO test -c -ldflags="$ld" -o "$tmp/bin/gpu.test" ./tests/gpu
 $GO test -c -ldflags="$ld" -o "$tmp/bin/bridge.test" ./bridge
+$GO build -ldflags="$ld" -o "$tmp/bin/testbed" ./tests/testbed/cmd/testbed
+"$tmp/bin/testbed" tokens -out "$tmp/tokens.json"
 
 cp -r "$ggml/include" "$ggml/cmake" "$tmp/ggml/"
 (cd "$ggml/src" && tar cf - --exclude=./ggml-metal --exclude=./ggml-vulkan --exclude='*.go' .) | (cd "$tmp/ggml/src" && tar xf -)
@@ -50,7 +56,7 @@ cp -r "$ggml/include" "$ggml/cmake" "$tmp/ggml/"
 
 mkdir -p "$dest"
 rm -f "$dest"/bundle.tgz
-tar czf "$dest/bundle.tgz" -C "$tmp" MANIFEST bin ggml
+tar czf "$dest/bundle.tgz" -C "$tmp" MANIFEST tokens.json bin ggml
 size=$(($(stat -c %s "$dest/bundle.tgz") / 1048576))
 cat "$tmp/MANIFEST"
 echo "stage.sh: $dest/bundle.tgz, $size MiB (carry limit 64 MiB with the tracked tree)"

@@ -29,6 +29,7 @@ import threading
 import queue
 import time
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,6 +39,8 @@ SHAPES = ["circle", "square", "triangle", "star"]
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 IMG = 336
+# Index distance between parallel generator processes: far more scenes than any run reads.
+STREAM_STRIDE = 100_000_000
 
 
 # ---------------------------------------------------------------- models
@@ -186,69 +189,90 @@ class LM(nn.Module):
 
 # ---------------------------------------------------------------- data
 class Stream:
-    """Reads scenes from `testbed stream` (one JSON line, then the RGB bytes)."""
+    """Reads scenes from `testbed stream` (one JSON line, then the RGB bytes).
 
-    def __init__(s, cmd, depth=64):
-        s.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=1 << 20)
-        s.q = queue.Queue(depth)
-        threading.Thread(target=s._run, daemon=True).start()
+    With several commands (one generator process each, over disjoint index
+    ranges), scenes are taken from them in turn, so the order does not depend
+    on which process is faster."""
 
-    def _run(s):
-        f = s.p.stdout
+    def __init__(s, cmds, depth=64):
+        s.ps, s.qs = [], []
+        for cmd in cmds:
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=1 << 20)
+            q = queue.Queue(depth)
+            threading.Thread(target=s._run, args=(p, q), daemon=True).start()
+            s.ps.append(p)
+            s.qs.append(q)
+        s.next = 0
+
+    @staticmethod
+    def _run(p, q):
+        f = p.stdout
         n = IMG * IMG * 3
         while True:
             line = f.readline()
             if not line:
-                s.q.put(None)
+                q.put(None)
                 return
             meta = json.loads(line)
             pix = f.read(n)
-            s.q.put((meta, pix))
+            q.put((meta, pix))
 
     def take(s, k):
         out = []
         for _ in range(k):
-            item = s.q.get()
+            item = s.qs[s.next].get()
+            s.next = (s.next + 1) % len(s.qs)
             if item is None:
                 raise RuntimeError("scene stream ended")
             out.append(item)
         return out
 
+    def kill(s):
+        for p in s.ps:
+            p.kill()
 
-def to_tensor(pix_list):
-    x = torch.frombuffer(bytearray(b"".join(pix_list)), dtype=torch.uint8)
+
+def stream_cmds(cmd, n):
+    """n generator commands over disjoint index ranges (-start), or the
+    command as it is for one."""
+    if n <= 1:
+        return [cmd.split()]
+    return [cmd.split() + ["-start", str(i * STREAM_STRIDE)] for i in range(n)]
+
+
+def to_tensor(pix_list, dev="cpu"):
+    # through numpy: PyTorch 2's default device would apply to a torch factory
+    x = torch.from_numpy(np.frombuffer(bytearray(b"".join(pix_list)), dtype=np.uint8)).to(dev)
     x = x.view(len(pix_list), IMG, IMG, 3).permute(0, 3, 1, 2).float() / 255.0
-    m = torch.tensor(MEAN).view(1, 3, 1, 1)
-    sd = torch.tensor(STD).view(1, 3, 1, 1)
+    m = torch.tensor(MEAN, device=dev).view(1, 3, 1, 1)
+    sd = torch.tensor(STD, device=dev).view(1, 3, 1, 1)
     return (x - m) / sd
 
 
 def patch_labels(objs, grid, patch):
-    """Colour and shape class (0 = background) of the object covering each patch centre."""
-    col = torch.zeros(grid * grid, dtype=torch.long)
-    shp = torch.zeros(grid * grid, dtype=torch.long)
+    """Colour and shape class (0 = background) of the object covering each
+    patch centre, later objects over earlier ones (in float64, as plain
+    Python floats, so the labels do not depend on the device)."""
+    c = (torch.arange(grid, dtype=torch.float64, device="cpu") + 0.5) * patch
+    py, px = c[:, None].expand(grid, grid), c[None, :].expand(grid, grid)
+    col = torch.zeros(grid, grid, dtype=torch.long, device="cpu")
+    shp = torch.zeros(grid, grid, dtype=torch.long, device="cpu")
     for o in objs:
         r = o["size"] / 2.0
-        for gy in range(grid):
-            py = (gy + 0.5) * patch
-            if abs(py - o["cy"]) > r:
-                continue
-            for gx in range(grid):
-                px = (gx + 0.5) * patch
-                dx, dy = px - o["cx"], py - o["cy"]
-                if abs(dx) > r:
-                    continue
-                inside = {
-                    "square": True,
-                    "circle": dx * dx + dy * dy <= r * r,
-                    # apex at the top centre, base along the bottom edge
-                    "triangle": abs(dx) <= r * (dy + r) / (2 * r),
-                    "star": dx * dx + dy * dy <= (0.6 * r) ** 2,
-                }[o["shape"]]
-                if inside:
-                    col[gy * grid + gx] = COLORS.index(o["color"]) + 1
-                    shp[gy * grid + gx] = SHAPES.index(o["shape"]) + 1
-    return col, shp
+        dx, dy = px - o["cx"], py - o["cy"]
+        box = (dy.abs() <= r) & (dx.abs() <= r)
+        d2 = dx * dx + dy * dy
+        inside = {
+            "square": box,
+            "circle": d2 <= r * r,
+            # apex at the top centre, base along the bottom edge
+            "triangle": dx.abs() <= r * (dy + r) / (2 * r),
+            "star": d2 <= (0.6 * r) ** 2,
+        }[o["shape"]] & box
+        col[inside] = COLORS.index(o["color"]) + 1
+        shp[inside] = SHAPES.index(o["shape"]) + 1
+    return col.flatten(), shp.flatten()
 
 
 class Model(nn.Module):
@@ -288,9 +312,7 @@ def build_batch(model, embd, qas, toks, with_eos=True):
             tgt_pos.append((si, j))
             tgt_ids.append(tail[j + 1])
     L = max(len(t) for t in tails)
-    ids = torch.zeros(len(tails), L, dtype=torch.long)
-    for si, t in enumerate(tails):
-        ids[si, :len(t)] = torch.tensor(t)
+    ids = torch.tensor([t + [0] * (L - len(t)) for t in tails], dtype=torch.long)
     return pre, tok_w[ids], torch.tensor(img_of), tgt_pos, torch.tensor(tgt_ids)
 
 
@@ -332,10 +354,25 @@ def main():
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--predict", type=int, default=0,
                     help="load OUT/model.pt and print greedy answers for this many --heldout scenes (parity checks)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda where PyTorch sees a GPU)")
+    ap.add_argument("--streams", type=int, default=1,
+                    help="generator processes for --stream, over disjoint index ranges (-start i*1e8), read in turn")
+    ap.add_argument("--time-budget", type=float, default=0,
+                    help="seconds: measure the step times first, then size --vit-steps and --steps to fill this "
+                         "(their values go into config.json, so a run with them repeats the schedule)")
+    ap.add_argument("--stage1-share", type=float, default=0.55, help="with --time-budget: stage 1's share of it")
+    ap.add_argument("--resave", action="store_true", help="write OUT/weights.bin from OUT/model.pt and exit")
     a = ap.parse_args()
 
+    if a.device == "auto":
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(a.device)
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
+    # Every tensor the model code makes (positions, masks, indices) lives on
+    # the training device; data and labels are made on the CPU and moved.
+    if dev.type != "cpu":
+        torch.set_default_device(dev)  # PyTorch 2; Debian's older CPU build needs none
     # Adam's second moments of rarely used vocabulary rows decay into
     # subnormal floats, which are ~100x slower on x86.
     torch.set_flush_denormal(True)
@@ -343,10 +380,15 @@ def main():
     model = Model(a, toks["n_vocab"])
     grid = IMG // a.patch
     nparam = sum(p.numel() for p in model.parameters())
-    print(f"params {nparam/1e6:.2f}M grid {grid}x{grid}", flush=True)
+    print(f"params {nparam/1e6:.2f}M grid {grid}x{grid} device {dev}"
+          f"{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}", flush=True)
 
     if a.init:
-        model.load_state_dict(torch.load(a.init))
+        model.load_state_dict(torch.load(a.init, map_location=dev))
+    if a.resave:
+        model.load_state_dict(torch.load(os.path.join(a.out, "model.pt"), map_location=dev))
+        save(model, a, os.path.join(a.out, "weights.bin"))
+        return
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (decay if p.dim() >= 2 and "pos" not in n else no_decay).append(p)
@@ -362,15 +404,15 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     if a.predict:
-        model.load_state_dict(torch.load(os.path.join(a.out, "model.pt")))
+        model.load_state_dict(torch.load(os.path.join(a.out, "model.pt"), map_location=dev))
         model.eval()
-        held = Stream(a.heldout.split())
+        held = Stream([a.heldout.split()])
         scenes = held.take(a.predict)
-        held.p.kill()
+        held.kill()
         answers = {v[0]: k for k, v in toks["answer"].items()}
         with torch.no_grad():
             for m, pix in scenes:
-                embd, _ = model.image_embd(to_tensor([pix]))
+                embd, _ = model.image_embd(to_tensor([pix], dev))
                 for qa in m["qas"]:
                     logit = lm_logits(model, build_batch(model, embd, [(qa["question"], qa["answer"], 0)], toks,
                                                          with_eos=False))[0]
@@ -380,11 +422,11 @@ def main():
                                       "answer": answers.get(top, f"<{top}>"), "top": top, "logit": round(float(v[0]), 4),
                                       "second": int(ix[1]), "logit2": round(float(v[1]), 4)}))
         return
-    stream = Stream(a.stream.split())
-    held = Stream(a.heldout.split())
+    stream = Stream(stream_cmds(a.stream, a.streams))
+    held = Stream([a.heldout.split()])
     held_set = held.take(100)
-    held.p.kill()
-    g = torch.Generator().manual_seed(a.seed)
+    held.kill()
+    g = torch.Generator(device="cpu").manual_seed(a.seed)
 
     def evaluate():
         model.eval()
@@ -392,7 +434,7 @@ def main():
         with torch.no_grad():
             for i in range(0, len(held_set), 20):
                 chunk = held_set[i:i + 20]
-                img = to_tensor([p for _, p in chunk])
+                img = to_tensor([p for _, p in chunk], dev)
                 embd, _ = model.image_embd(img)
                 qas = [(qa["question"], qa["answer"], bi) for bi, (m, _) in enumerate(chunk) for qa in m["qas"]]
                 tmpl = [qa["template"] for m, _ in chunk for qa in m["qas"]]
@@ -417,25 +459,15 @@ def main():
     log.write("step,seconds,stage,loss_qa,loss_aux,patch_shape_acc,heldout_acc\n")
     vit_only = [*model.vit.parameters(), *model.aux_col.parameters(), *model.aux_shp.parameters(),
                 *model.aux_x.parameters(), *model.aux_glob.parameters()]
-    t0 = time.time()
-    ema = None
-    total = a.vit_steps + a.steps
-    for step in range(total if not a.bench else a.bench):
-        stage1 = step < a.vit_steps
-        k, n = (step, a.vit_steps) if stage1 else (step - a.vit_steps, a.steps)
-        for gr in opt.param_groups:
-            gr["lr"] = lr_at(k, n)
-        if step == a.vit_steps and not a.bench:
-            # stage 2, as LLaVA trains on a frozen CLIP: only the projector
-            # and the LM learn, and the ViT costs one forward pass
-            for prm in vit_only:
-                prm.requires_grad_(False)
-            print(f"step {step}: ViT frozen", flush=True)
-        batch = stream.take(a.vit_batch if stage1 else a.batch)
-        img = to_tensor([p for _, p in batch])
+    def state_cpu():
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def train_step(stage1, batch):
+        """Loss of one step (no optimizer step): (loss, qa loss, aux loss, patch-shape accuracy)."""
+        img = to_tensor([p for _, p in batch], dev)
         labs = [patch_labels(m["objects"], grid, a.patch) for m, _ in batch]
-        col = torch.stack([c for c, _ in labs]).flatten()
-        shp = torch.stack([s for _, s in labs]).flatten()
+        col = torch.stack([c for c, _ in labs]).flatten().to(dev)
+        shp = torch.stack([s for _, s in labs]).flatten().to(dev)
         on = col > 0
         nobj = torch.tensor([len(m["objects"]) - 1 for m, _ in batch])
         lq = torch.zeros(())
@@ -446,42 +478,85 @@ def main():
             feats, _ = model.vit(img)
             pf = feats[:, 1:].reshape(-1, feats.shape[-1])
             gx = (torch.arange(grid * grid) % grid).float() / (grid - 1)
-            present = torch.zeros(len(batch), len(SHAPES) + len(COLORS))
+            present = torch.zeros(len(batch), len(SHAPES) + len(COLORS), device="cpu")
             for bi, (m, _) in enumerate(batch):
                 for o in m["objects"]:
                     present[bi, SHAPES.index(o["shape"])] = 1
                     present[bi, len(SHAPES) + COLORS.index(o["color"])] = 1
+            present = present.to(dev)
             glob = model.aux_glob(feats[:, 0])
             ps = model.aux_shp(pf)
             la = (F.cross_entropy(model.aux_col(pf), col) + F.cross_entropy(ps, shp)
                   + F.mse_loss(model.aux_x(pf).squeeze(-1), gx.repeat(len(batch)))
                   + F.binary_cross_entropy_with_logits(glob[:, :present.shape[1]], present)
                   + F.cross_entropy(glob[:, present.shape[1]:], nobj))
-            loss = la
-            shape_acc = (ps.argmax(-1)[on] == shp[on]).float().mean().item()
-        else:
-            with torch.no_grad():
-                feats, _ = model.vit(img)
-            embd = model.proj(feats[:, 1:])
-            qas = []
-            for bi, (m, _) in enumerate(batch):
-                cand = m["qas"]
-                perm = torch.randperm(len(cand), generator=g)[:a.qper]
-                for j in perm.tolist():
-                    qas.append((cand[j]["question"], cand[j]["answer"], bi))
-            lb = build_batch(model, embd, qas, toks)
-            lq = F.cross_entropy(lm_logits(model, lb), lb[4])
-            # Alignment, as LLaVA's first stage aligns visual tokens with
-            # word embeddings: a patch covered by an object, projected into
-            # the LM, scores its colour and shape words highest among the
-            # concept words' input embeddings; the mean image token scores
-            # the object count's digit.
-            ef = embd.reshape(-1, embd.shape[-1])
-            la = (F.cross_entropy(ef[on] @ tok_w[color_ids].T, col[on] - 1)
-                  + F.cross_entropy(ef[on] @ tok_w[shape_ids].T, shp[on] - 1)
-                  + F.cross_entropy(embd.mean(1) @ tok_w[digit_ids].T, nobj))
-            loss = lq + a.aux * la
-            shape_acc = float("nan")
+            return la, lq, la, (ps.argmax(-1)[on] == shp[on]).float().mean().item()
+        with torch.no_grad():
+            feats, _ = model.vit(img)
+        embd = model.proj(feats[:, 1:])
+        qas = []
+        for bi, (m, _) in enumerate(batch):
+            cand = m["qas"]
+            perm = torch.randperm(len(cand), generator=g, device="cpu")[:a.qper]
+            for j in perm.tolist():
+                qas.append((cand[j]["question"], cand[j]["answer"], bi))
+        lb = build_batch(model, embd, qas, toks)
+        lq = F.cross_entropy(lm_logits(model, lb), lb[4])
+        # Alignment, as LLaVA's first stage aligns visual tokens with
+        # word embeddings: a patch covered by an object, projected into
+        # the LM, scores its colour and shape words highest among the
+        # concept words' input embeddings; the mean image token scores
+        # the object count's digit.
+        ef = embd.reshape(-1, embd.shape[-1])
+        la = (F.cross_entropy(ef[on] @ tok_w[color_ids].T, col[on] - 1)
+              + F.cross_entropy(ef[on] @ tok_w[shape_ids].T, shp[on] - 1)
+              + F.cross_entropy(embd.mean(1) @ tok_w[digit_ids].T, nobj))
+        return lq + a.aux * la, lq, la, float("nan")
+
+    t0 = time.time()
+    if a.time_budget > 0:
+        # Time both kinds of step on scenes read for it (never trained on;
+        # no optimizer step), then size the stages to fill the budget.
+        # The first steps drain what the generators queued meanwhile, which
+        # would make the data look faster than it comes.
+        per = []
+        for stage1, bs, skip, timed in ((True, a.vit_batch, 8, 20), (False, a.batch, 2, 10)):
+            for i in range(skip + timed):
+                if i == skip:
+                    tc = time.time()
+                loss = train_step(stage1, stream.take(bs))[0]
+                loss.backward()
+                opt.zero_grad(set_to_none=True)
+            per.append((time.time() - tc) / timed)
+        # evaluations and checkpoints: about 3% of the time
+        left = a.time_budget * 0.97 - (time.time() - t0)
+        a.vit_steps = max(1, int(left * a.stage1_share / per[0]))
+        a.steps = max(1, int(left * (1 - a.stage1_share) / per[1]))
+        print(f"time budget {a.time_budget:.0f} s: {per[0]*1e3:.1f} ms/step stage 1, {per[1]*1e3:.1f} ms/step "
+              f"stage 2 -> --vit-steps {a.vit_steps} --steps {a.steps}", flush=True)
+        t0 = time.time()
+    ema = None
+    total = a.vit_steps + a.steps
+    stopped = None
+    for step in range(total if not a.bench else a.bench):
+        if a.time_budget > 0 and time.time() - t0 > a.time_budget * 1.1:
+            # the machine slowed down after the step times were measured:
+            # keep what is trained rather than overrun whoever waits for it
+            stopped = step
+            acc_v, per = evaluate()
+            print(f"time budget overrun: stopped at step {step} of {total}; heldout {acc_v:.4f} {per}", flush=True)
+            break
+        stage1 = step < a.vit_steps
+        k, n = (step, a.vit_steps) if stage1 else (step - a.vit_steps, a.steps)
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(k, n)
+        if step == a.vit_steps and not a.bench:
+            # stage 2, as LLaVA trains on a frozen CLIP: only the projector
+            # and the LM learn, and the ViT costs one forward pass
+            for prm in vit_only:
+                prm.requires_grad_(False)
+            print(f"step {step}: ViT frozen", flush=True)
+        loss, lq, la, shape_acc = train_step(stage1, stream.take(a.vit_batch if stage1 else a.batch))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([q for q in model.parameters() if q.requires_grad], 1.0)
@@ -498,7 +573,7 @@ def main():
                 acc_v, per = evaluate()
                 acc = f"{acc_v:.4f}"
                 print(f"  heldout {acc} {per}", flush=True)
-                torch.save(model.state_dict(), os.path.join(a.out, "model.pt"))  # resumable checkpoint
+                torch.save(state_cpu(), os.path.join(a.out, "model.pt"))  # resumable checkpoint
             el = time.time() - t0
             st = 1 if stage1 else 2
             print(f"step {step} stage {st} {el:.0f}s lr {lr_at(k, n):.2e} qa {ema[0]:.4f} aux {ema[1]:.4f} "
@@ -508,12 +583,14 @@ def main():
     if a.bench:
         dt = (time.time() - tb) / (a.bench - 2)
         print(f"bench: {dt:.3f} s/step")
-        stream.p.kill()
+        stream.kill()
         return
-    stream.p.kill()
+    stream.kill()
     save(model, a, os.path.join(a.out, "weights.bin"))
-    torch.save(model.state_dict(), os.path.join(a.out, "model.pt"))
-    json.dump(vars(a) | {"grid": grid, "params": nparam, "train_seconds": round(time.time() - t0, 1)},
+    torch.save(state_cpu(), os.path.join(a.out, "model.pt"))
+    json.dump(vars(a) | {"grid": grid, "params": nparam, "train_seconds": round(time.time() - t0, 1),
+                         "stopped_at_step": stopped,
+                         "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None},
               open(os.path.join(a.out, "config.json"), "w"), indent=2)
 
 
@@ -556,7 +633,7 @@ def save(model, a, path):
     t["output.weight"] = lm.out.weight
     header, blobs, off = {}, [], 0
     for name, w in t.items():
-        arr = w.detach().contiguous().float()
+        arr = w.detach().float().cpu().contiguous()
         header[name] = [list(arr.shape), off]
         b = arr.numpy().astype("<f4").tobytes()
         blobs.append(b)
