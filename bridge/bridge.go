@@ -104,6 +104,9 @@ func Init() {
 		slog.SetDefault(prev)
 		C.hp_install_logging()
 		routeLoadedBackendLogs()
+		// Before any backend exists: llama.cpp's contexts free GPU
+		// backends before their scheduler (bridge.h).
+		C.hp_guard_gpu_backends()
 	})
 }
 

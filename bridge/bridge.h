@@ -175,6 +175,25 @@ int hp_encoder_encode_scores(hp_encoder * enc, const float * img, int nx, int ny
 int hp_encoder_project(hp_encoder * enc, const float * hidden, int n, int n_threads, float * embd,
                        char * err, size_t errlen);
 
+// ---- freeing llama.cpp objects that own GPU backends --------------------------
+//
+// ollama's ggml resets every backend of a scheduler when it frees the
+// scheduler, and llama.cpp's llama_context and clip_ctx free their backends
+// first: with a backend that has a reset (CUDA), a use after free that
+// crashed llama_free and clip_free on a GPU (backend_guard.cpp says more).
+
+// hp_guard_gpu_backends makes every non-CPU device registered so far create
+// backends whose free waits, inside hp_llama_free, hp_mtmd_free and
+// hp_clip_free, until the object is otherwise gone. Call it once the registry
+// has loaded the backend libraries and before any backend exists; calling it
+// again is harmless. Returns the number of devices guarded.
+int hp_guard_gpu_backends(void);
+// llama_free and mtmd_free with that order: use these, never the plain ones.
+struct llama_context;
+struct mtmd_context;
+void hp_llama_free(struct llama_context * ctx);
+void hp_mtmd_free(struct mtmd_context * ctx);
+
 // ---- llama.cpp's own clip, for parity tests and baselines -------------------
 
 typedef struct hp_clip hp_clip;

@@ -1,6 +1,7 @@
 // clipref.cpp: thin C ABI over llama.cpp's own clip (tools/mtmd/clip.h), the
 // reference our encoder and preprocessing are checked and benchmarked against.
 #include "bridge.h"
+#include "backend_guard.h"
 
 #include "clip.h"
 #include "clip-impl.h" // struct clip_image_f32 (pixels of a preprocessed image)
@@ -64,7 +65,10 @@ int hp_clip_open(const char * path, int use_gpu, int flash_attn, hp_clip ** out,
     return HP_OK;
 }
 
-void hp_clip_free(hp_clip * c) { delete c; }
+void hp_clip_free(hp_clip * c) {
+    hp_defer_scope scope; // clip_ctx frees its backends before its scheduler
+    delete c;
+}
 
 int hp_clip_image_size(const hp_clip * c) { return clip_get_image_size(c->ctx); }
 

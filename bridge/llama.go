@@ -4,6 +4,7 @@ package bridge
 #include <stdlib.h>
 #include <string.h>
 #include "llama.h"
+#include "bridge.h"
 
 // Small helpers so Go never indexes C arrays inside a llama_batch by hand.
 static void hp_batch_set_token(struct llama_batch * b, int i, llama_token tok, llama_pos pos, bool logits) {
@@ -347,7 +348,7 @@ func (c *Context) Close() {
 	if c.c != nil {
 		C.llama_batch_free(c.tok)
 		C.llama_batch_free(c.emb)
-		C.llama_free(c.c)
+		C.hp_llama_free(c.c)
 		c.c = nil
 	}
 }

@@ -3,6 +3,7 @@ package bridge
 /*
 #include <stdlib.h>
 #include "mtmd.h"
+#include "bridge.h"
 #include "mtmd-helper.h"
 */
 import "C"
@@ -62,7 +63,7 @@ func OpenMtmd(mmproj string, m *Model, threads int, useGPU bool) (*Mtmd, error) 
 // Close frees the mtmd context.
 func (x *Mtmd) Close() {
 	if x.c != nil {
-		C.mtmd_free(x.c)
+		C.hp_mtmd_free(x.c)
 		x.c = nil
 	}
 }

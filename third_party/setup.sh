@@ -49,5 +49,7 @@ fi
 links="$root/third_party/include"
 mkdir -p "$links"
 ln -sfn "$ollama/ml/backend/ggml/ggml/include" "$links/ggml"
+# ggml's internal headers, for the backend interface tables only (bridge/backend_guard.cpp)
+ln -sfn "$ollama/ml/backend/ggml/ggml/src" "$links/ggml-src"
 ln -sfn "$ollama/llama/llama.cpp/include" "$links/llama"
 ln -sfn "$ollama/llama/llama.cpp/tools/mtmd" "$links/mtmd"

@@ -34,16 +34,19 @@ import (
 // f16 weights are multiplied with f16 inputs on tensor cores (10-bit
 // mantissa, 4.9e-4 relative rounding, per product chain) and flash
 // attention keeps its tiles in f16, so the error grows with depth; the CPU
-// comparison adds the two devices' different rounding. These limits are
-// chosen from that arithmetic, not yet measured on a GPU: the tests log
-// every error they check, so the first device run shows the real margins.
+// comparison adds the two devices' different rounding. The tests log every
+// error they check. First measured on an H100 (2026-11-26): ours vs clip on
+// the GPU 0 (the same kernels in the same order); GPU vs CPU 4.0e-3 and
+// 5.3e-3 on tiny, whose f32 weights the GPU multiplies in cuBLAS's TF32 mode
+// (ggml sets CUBLAS_TF32_TENSOR_OP_MATH: 10-bit mantissa), and 6.2e-3 on
+// 1b; scores 1.9e-3 to 3.7e-3.
 type tolerance struct {
 	sameDevice  float64 // our encoder vs llama.cpp's clip, both on the GPU
 	crossDevice float64 // our encoder on the GPU vs on the CPU
 }
 
 var encoderTol = map[string]tolerance{
-	"tiny": {sameDevice: 2e-3, crossDevice: 5e-3}, // f32 weights, 64 wide
+	"tiny": {sameDevice: 2e-3, crossDevice: 1e-2}, // f32 weights (TF32 on the GPU), 64 wide
 	"mid":  {sameDevice: 1e-2, crossDevice: 2e-2}, // f16, CLIP-L widths, 2 blocks run
 	"1b":   {sameDevice: 2e-2, crossDevice: 5e-2}, // f16, CLIP-L/14-336, 22 blocks run (llama.cpp's depth)
 }

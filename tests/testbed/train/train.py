@@ -233,12 +233,12 @@ class Stream:
             p.kill()
 
 
-def stream_cmds(cmd, n):
+def stream_cmds(cmd, n, offset=0):
     """n generator commands over disjoint index ranges (-start), or the
-    command as it is for one."""
-    if n <= 1:
+    command as it is for one and no offset."""
+    if n <= 1 and offset == 0:
         return [cmd.split()]
-    return [cmd.split() + ["-start", str(i * STREAM_STRIDE)] for i in range(n)]
+    return [cmd.split() + ["-start", str(offset + i * STREAM_STRIDE)] for i in range(max(n, 1))]
 
 
 def to_tensor(pix_list, dev="cpu"):
@@ -361,6 +361,8 @@ def main():
                     help="seconds: measure the step times first, then size --vit-steps and --steps to fill this "
                          "(their values go into config.json, so a run with them repeats the schedule)")
     ap.add_argument("--stage1-share", type=float, default=0.55, help="with --time-budget: stage 1's share of it")
+    ap.add_argument("--stream-offset", type=int, default=0,
+                    help="first scene index of each generator (a run continuing another with --init reads new scenes)")
     ap.add_argument("--resave", action="store_true", help="write OUT/weights.bin from OUT/model.pt and exit")
     a = ap.parse_args()
 
@@ -422,7 +424,7 @@ def main():
                                       "answer": answers.get(top, f"<{top}>"), "top": top, "logit": round(float(v[0]), 4),
                                       "second": int(ix[1]), "logit2": round(float(v[1]), 4)}))
         return
-    stream = Stream(stream_cmds(a.stream, a.streams))
+    stream = Stream(stream_cmds(a.stream, a.streams, a.stream_offset))
     held = Stream([a.heldout.split()])
     held_set = held.take(100)
     held.kill()

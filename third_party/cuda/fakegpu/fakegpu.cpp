@@ -23,7 +23,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 namespace {
 
@@ -171,12 +173,30 @@ ggml_guid_t fake_guid() {
 
 const char * be_name(ggml_backend_t) { return k_name; }
 
+// Backends not yet freed. A freed backend's struct is kept (never deleted),
+// so that a call through it after its free, such as the reset ollama's
+// ggml_backend_sched_free makes on every backend of a scheduler, reaches
+// be_reset and aborts with a message instead of being undefined behaviour.
+std::mutex live_mu;
+std::unordered_set<ggml_backend_t> live;
+
 void be_free(ggml_backend_t b) {
     auto * ctx = (backend_ctx *) b->context;
     GGML_LOG_INFO("fakegpu: %s computed %ld graphs, %ld nodes\n", k_name, ctx->graphs.load(), ctx->nodes.load());
     ggml_backend_free(ctx->cpu);
     delete ctx;
-    delete b;
+    std::lock_guard<std::mutex> lock(live_mu);
+    live.erase(b);
+    b->context = nullptr; // the struct itself stays, as a tombstone
+}
+
+// As CUDA's reset (it drops the backend's memory pools), it needs a live
+// backend.
+void be_reset(ggml_backend_t b) {
+    std::lock_guard<std::mutex> lock(live_mu);
+    if (!live.count(b)) {
+        GGML_ABORT("fakegpu: reset of a freed backend (a scheduler freed after its backends)");
+    }
 }
 
 ggml_status be_compute(ggml_backend_t b, ggml_cgraph * g, int batch_size) {
@@ -203,7 +223,7 @@ const ggml_backend_i k_backend_i = {
     /* .graph_optimize     = */ nullptr,
     /* .graph_reserve      = */ nullptr,
     /* .buffer_size        = */ nullptr,
-    /* .reset              = */ nullptr,
+    /* .reset              = */ be_reset,
 };
 
 // llama.cpp and our encoder set threads through the registry's
@@ -241,7 +261,10 @@ ggml_backend_t dev_init(ggml_backend_dev_t dev, const char *) {
     if (!inner) return nullptr;
     auto * ctx = new backend_ctx;
     ctx->cpu = inner;
-    return new ggml_backend{fake_guid(), k_backend_i, dev, ctx};
+    auto * b = new ggml_backend{fake_guid(), k_backend_i, dev, ctx};
+    std::lock_guard<std::mutex> lock(live_mu);
+    live.insert(b);
+    return b;
 }
 
 ggml_backend_buffer_type_t dev_buft(ggml_backend_dev_t) { return fake_buft(); }
