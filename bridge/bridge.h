@@ -101,6 +101,8 @@ typedef struct hp_encoder_info {
     // split = 1: hp_encoder_encode_scores and hp_encoder_project work
     // (projector type "mlp"; the others return HP_ERR_UNSUP).
     int split;
+    // on_cpu = 1: the graph runs on ggml's CPU backend (backend above).
+    int on_cpu;
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;

@@ -74,14 +74,16 @@ func TestEncoderRunsOnPickedDevice(t *testing.T) {
 	for _, useGPU := range []bool{false, true} {
 		enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{UseGPU: useGPU, Threads: 2})
 		require.NoError(t, err)
-		got := enc.Info().Backend
+		got, onCPU := enc.Info().Backend, enc.Info().OnCPU
 		enc.Close()
 		dev, onDevice := bridge.EncoderDevice(useGPU)
 		if onDevice {
 			assert.Equal(t, dev.Name, got, "UseGPU=%v", useGPU)
 			assert.Contains(t, []bridge.DeviceType{bridge.DeviceGPU, bridge.DeviceIGPU}, dev.Type)
+			assert.False(t, onCPU, "UseGPU=%v: Info().OnCPU", useGPU)
 		} else {
 			assert.Equal(t, "CPU", got, "UseGPU=%v: no GPU registered, the encoder stays on the CPU", useGPU)
+			assert.True(t, onCPU, "UseGPU=%v: Info().OnCPU", useGPU)
 		}
 		t.Logf("UseGPU=%v: encoder backend %s", useGPU, got)
 	}

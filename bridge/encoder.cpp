@@ -259,6 +259,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->fam->fill_info(e->info);
         e->info.object_layer = obj;
         e->info.split = e->fam->splits() ? 1 : 0;
+        e->info.on_cpu = e->backend == e->backend_cpu ? 1 : 0;
         snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
         e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
         if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));

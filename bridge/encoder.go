@@ -116,6 +116,8 @@ type EncoderInfo struct {
 	// Split: Encode with EncodeOptions.Deferred and Project work (LLaVA's
 	// CLIP; see Project).
 	Split bool
+	// OnCPU: the graph runs on ggml's CPU backend (not a GPU or other device).
+	OnCPU bool
 }
 
 // DynamicParams are the preprocessing parameters of a Dynamic encoder,
@@ -250,6 +252,7 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 		WAPattern:   int(ci.n_wa_pattern),
 		WindowSize:  int(ci.window_size),
 		Split:       ci.split != 0,
+		OnCPU:       ci.on_cpu != 0,
 	}
 	for i := 0; i < 3; i++ {
 		in.Mean[i] = float32(ci.mean[i])
