@@ -58,7 +58,20 @@ typedef struct hp_encoder_params {
     // materialises at once (chunks of query rows; Qwen2.5-VL, whose images
     // can have thousands of patches); <= 0 means 128 MiB.
     long long probe_chunk_bytes;
+    // weights: HP_WEIGHTS_*, the type the 2-D matrix weights (attention,
+    // MLP, projector) are converted to at load; the patch embedding,
+    // positions, norms and biases keep theirs. Conversion is from F32, F16
+    // or BF16 only, and a row length not a multiple of the type's block is
+    // an error naming the tensor.
+    int weights;
 } hp_encoder_params;
+
+enum {
+    HP_WEIGHTS_AS_STORED = 0,
+    HP_WEIGHTS_F16 = 1,
+    HP_WEIGHTS_Q8_0 = 2,
+    HP_WEIGHTS_Q4_0 = 3,
+};
 
 typedef struct hp_encoder_info {
     char projector[32]; // projector type as stored in the file ("mlp", "qwen2.5vl_merger", "gemma3")
@@ -103,6 +116,9 @@ typedef struct hp_encoder_info {
     int split;
     // on_cpu = 1: the graph runs on ggml's CPU backend (backend above).
     int on_cpu;
+    // weight_type: ggml's name of the first block's attention weights'
+    // type as loaded ("f16", "q8_0", ...).
+    char weight_type[16];
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;

@@ -216,10 +216,18 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
     if (out) *out = nullptr;
     return guarded(err, errlen, [&] {
         if (!path || !out) throw hp::error(HP_ERR_ARG, "hp_encoder_open: NULL argument");
-        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4, 0};
+        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4, 0, HP_WEIGHTS_AS_STORED};
         auto e = std::make_unique<hp_encoder>();
         if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
+        }
+        ggml_type mm_type;
+        switch (pr.weights) {
+        case HP_WEIGHTS_AS_STORED: mm_type = GGML_TYPE_COUNT; break;
+        case HP_WEIGHTS_F16: mm_type = GGML_TYPE_F16; break;
+        case HP_WEIGHTS_Q8_0: mm_type = GGML_TYPE_Q8_0; break;
+        case HP_WEIGHTS_Q4_0: mm_type = GGML_TYPE_Q4_0; break;
+        default: throw hp::error(HP_ERR_ARG, hp::strfmt("unknown weight type %d", pr.weights));
         }
         e->file = std::make_unique<hp::gguf_file>(path);
         e->fam = hp::make_family(*e->file, pr.layout);
@@ -255,11 +263,17 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         ggml_init_params wp = {n_tensors * ggml_tensor_overhead(), nullptr, /*no_alloc*/ true};
         e->ctx_w = ggml_init(wp);
         if (!e->ctx_w) throw hp::error(HP_ERR_BACKEND, "ggml_init failed for the weights context");
-        e->fam->declare(*e->file, e->ctx_w);
+        e->fam->declare(*e->file, e->ctx_w, mm_type);
         e->fam->fill_info(e->info);
         e->info.object_layer = obj;
         e->info.split = e->fam->splits() ? 1 : 0;
         e->info.on_cpu = e->backend == e->backend_cpu ? 1 : 0;
+        for (ggml_tensor * t = ggml_get_first_tensor(e->ctx_w); t; t = ggml_get_next_tensor(e->ctx_w, t)) {
+            if (strncmp(t->name, "v.blk.0.", 8) == 0 && ggml_n_dims(t) == 2) {
+                snprintf(e->info.weight_type, sizeof(e->info.weight_type), "%s", ggml_type_name(t->type));
+                break;
+            }
+        }
         snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
         e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
         if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));

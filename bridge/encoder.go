@@ -51,6 +51,48 @@ const (
 	FlashOff
 )
 
+// Weights is the type an encoder's 2-D matrix weights (attention, MLP,
+// projector) take in memory; the patch embedding, positions, norms and
+// biases keep the file's.
+type Weights int
+
+const (
+	WeightsAsStored Weights = iota // as in the file (f16 in the usual mmproj)
+	WeightsF16
+	WeightsQ8_0
+	WeightsQ4_0
+)
+
+// ParseWeights reads a weight type by name: "" (as stored), "f16", "q8_0"
+// or "q4_0".
+func ParseWeights(s string) (Weights, bool) {
+	switch s {
+	case "":
+		return WeightsAsStored, true
+	case "f16":
+		return WeightsF16, true
+	case "q8_0":
+		return WeightsQ8_0, true
+	case "q4_0":
+		return WeightsQ4_0, true
+	}
+	return 0, false
+}
+
+func (w Weights) String() string {
+	switch w {
+	case WeightsAsStored:
+		return "as stored"
+	case WeightsF16:
+		return "f16"
+	case WeightsQ8_0:
+		return "q8_0"
+	case WeightsQ4_0:
+		return "q4_0"
+	}
+	return fmt.Sprintf("Weights(%d)", int(w))
+}
+
 // EncoderParams configure OpenEncoder. The zero value is usable.
 type EncoderParams struct {
 	// ObjectLayer is the 1-based default object layer (EncodeOptions.ObjectLayer
@@ -65,6 +107,9 @@ type EncoderParams struct {
 	// holds at once (Qwen2.5-VL computes them in chunks of query rows);
 	// 0 = 128 MiB.
 	ProbeChunkBytes int64
+	// Weights converts the matrix weights at load (from f32, f16 or bf16;
+	// rows must be a multiple of the type's block of 32).
+	Weights Weights
 }
 
 // EncoderInfo describes an opened encoder.
@@ -118,6 +163,8 @@ type EncoderInfo struct {
 	Split bool
 	// OnCPU: the graph runs on ggml's CPU backend (not a GPU or other device).
 	OnCPU bool
+	// WeightType is the type of the matrix weights as loaded ("f16", "q8_0").
+	WeightType string
 }
 
 // DynamicParams are the preprocessing parameters of a Dynamic encoder,
@@ -184,6 +231,7 @@ func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
 		n_threads:    C.int(p.Threads),
 	}
 	cp.probe_chunk_bytes = C.longlong(p.ProbeChunkBytes)
+	cp.weights = C.int(p.Weights)
 	switch p.FlashAttn {
 	case FlashOn:
 		cp.flash_attn = 1
@@ -253,6 +301,7 @@ func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 		WindowSize:  int(ci.window_size),
 		Split:       ci.split != 0,
 		OnCPU:       ci.on_cpu != 0,
+		WeightType:  C.GoString(&ci.weight_type[0]),
 	}
 	for i := 0; i < 3; i++ {
 		in.Mean[i] = float32(ci.mean[i])

@@ -49,8 +49,9 @@ class vision_family {
 public:
     virtual ~vision_family() = default;
     // declare creates the weight tensors the graph needs inside ctx_w (no
-    // data yet), after checking names, shapes and types against the file.
-    virtual void declare(const gguf_file & f, ggml_context * ctx_w) = 0;
+    // data yet), after checking names, shapes and types against the file;
+    // 2-D matmul weights get mm_type (GGML_TYPE_COUNT: as stored).
+    virtual void declare(const gguf_file & f, ggml_context * ctx_w, ggml_type mm_type) = 0;
     virtual void fill_info(hp_encoder_info & info) const = 0;
     // build adds the encoder graph to gf; inputs are named "inp_raw",
     // "positions" and "patches" and set by set_inputs.

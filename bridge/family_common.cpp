@@ -42,7 +42,7 @@ void read_norm_stats(const gguf_file & f, float mean[3], float std[3]) {
 }
 
 ggml_tensor * declare_weight(const gguf_file & f, ggml_context * ctx_w, const std::string & name, bool required,
-                             std::initializer_list<int64_t> shape, bool matmul) {
+                             std::initializer_list<int64_t> shape, bool matmul, ggml_type mm_type) {
     const char * path = f.path().c_str();
     ggml_tensor * m = required ? f.require(name) : f.tensor(name);
     if (!m) return nullptr;
@@ -64,6 +64,20 @@ ggml_tensor * declare_weight(const gguf_file & f, ggml_context * ctx_w, const st
     if (matmul) {
         if (!is_matmul_type(t)) {
             throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has unsupported type %s", path, name.c_str(), ggml_type_name(t)));
+        }
+        // Only 2-D matrices are converted: the patch embedding is a
+        // convolution kernel, which ggml's im2col wants in F16 or F32.
+        if (mm_type != GGML_TYPE_COUNT && mm_type != t && nd == 2) {
+            if (t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16) {
+                throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s is stored as %s; weights convert to %s only from f32, f16 "
+                                                 "or bf16", path, name.c_str(), ggml_type_name(t), ggml_type_name(mm_type)));
+            }
+            if (m->ne[0] % ggml_blck_size(mm_type) != 0) {
+                throw error(HP_ERR_UNSUP, strfmt("%s: tensor %s has rows of %lld values, not a multiple of %s's block of %lld",
+                                                 path, name.c_str(), (long long) m->ne[0], ggml_type_name(mm_type),
+                                                 (long long) ggml_blck_size(mm_type)));
+            }
+            t = mm_type;
         }
     } else if (t == GGML_TYPE_F16) {
         t = GGML_TYPE_F32;

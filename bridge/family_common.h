@@ -25,9 +25,10 @@ void read_norm_stats(const gguf_file & f, float mean[3], float std[3]);
 // declare_weight creates in ctx_w the tensor `name` of the file (nullptr
 // when absent and not required) after checking its shape (the leading
 // dimensions given, the others 1) and type: a matmul weight keeps any type
-// the CPU multiplies; any other parameter is F32 (F16 is widened on load).
+// the CPU multiplies, or becomes mm_type (GGML_TYPE_COUNT: keep) when it is
+// a 2-D matrix; any other parameter is F32 (F16 is widened on load).
 ggml_tensor * declare_weight(const gguf_file & f, ggml_context * ctx_w, const std::string & name, bool required,
-                             std::initializer_list<int64_t> shape, bool matmul);
+                             std::initializer_list<int64_t> shape, bool matmul, ggml_type mm_type);
 
 // probe_chunk_rows is how many query rows of an n-token, n_head-head
 // attention one probe chunk of `bytes` holds (at least 1, at most n).

@@ -100,9 +100,9 @@ public:
         tokens_side_ = grid_ / merge_;
     }
 
-    void declare(const gguf_file & f, ggml_context * ctx_w) override {
+    void declare(const gguf_file & f, ggml_context * ctx_w, ggml_type mm_type) override {
         auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape, bool matmul) {
-            return declare_weight(f, ctx_w, name, required, shape, matmul);
+            return declare_weight(f, ctx_w, name, required, shape, matmul, mm_type);
         };
         const int64_t E = n_embd_, P = patch_size_, N = (int64_t) grid_ * grid_;
         for (const char * name : {"v.patch_embd.weight", "v.position_embd.weight"}) {

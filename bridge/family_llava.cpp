@@ -119,10 +119,13 @@ public:
         n_patches_ = grid_ * grid_;
     }
 
-    void declare(const gguf_file & f, ggml_context * ctx_w) override {
+    void declare(const gguf_file & f, ggml_context * ctx_w, ggml_type mm_type) override {
         // widen: 1-D parameters in F16 become F32 so every add/mul sees F32.
-        auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape, bool matmul) {
-            return declare_weight(f, ctx_w, name, required, shape, matmul);
+        // convert: a matrix the graph multiplies, which takes mm_type; the
+        // position table keeps its stored type (it is added, not multiplied).
+        auto take = [&](const std::string & name, bool required, std::initializer_list<int64_t> shape, bool matmul,
+                        bool convert = true) {
+            return declare_weight(f, ctx_w, name, required, shape, matmul, convert ? mm_type : GGML_TYPE_COUNT);
         };
         const int64_t E = n_embd_, P = patch_size_;
         has_cls_ = f.tensor("v.class_embd") != nullptr;
@@ -145,7 +148,7 @@ public:
         patch_w_ = take("v.patch_embd.weight", true, {P, P, 3, E}, true);
         patch_b_ = take("v.patch_embd.bias", false, {E}, false);
         cls_ = take("v.class_embd", false, {E}, false);
-        pos_ = take("v.position_embd.weight", true, {E, n_pos}, true);
+        pos_ = take("v.position_embd.weight", true, {E, n_pos}, true, false);
         if (pos_->type != GGML_TYPE_F32 && pos_->type != GGML_TYPE_F16) {
             throw error(HP_ERR_UNSUP, strfmt("%s: tensor v.position_embd.weight has type %s, want f32 or f16", path_.c_str(),
                                              ggml_type_name(pos_->type)));

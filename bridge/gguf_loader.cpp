@@ -215,6 +215,26 @@ void gguf_file::load_into(ggml_context * dst_ctx) const {
             wide.resize(n);
             ggml_fp16_to_fp32_row((const ggml_fp16_t *) buf.data(), wide.data(), n);
             ggml_backend_tensor_set(dst, wide.data(), 0, n * sizeof(float));
+        } else if ((src_type == GGML_TYPE_F32 || src_type == GGML_TYPE_F16 || src_type == GGML_TYPE_BF16) &&
+                   dst->type != GGML_TYPE_F32 && ggml_quantize_requires_imatrix(dst->type) == false &&
+                   dst->ne[0] % ggml_blck_size(dst->type) == 0) {
+            // the encoder's weight type (hp_encoder_params.weights)
+            const int64_t n = ggml_nelements(dst);
+            wide.resize(n);
+            if (src_type == GGML_TYPE_F16) {
+                ggml_fp16_to_fp32_row((const ggml_fp16_t *) buf.data(), wide.data(), n);
+            } else if (src_type == GGML_TYPE_BF16) {
+                ggml_bf16_to_fp32_row((const ggml_bf16_t *) buf.data(), wide.data(), n);
+            } else {
+                std::memcpy(wide.data(), buf.data(), n * sizeof(float));
+            }
+            std::vector<uint8_t> q(ggml_nbytes(dst));
+            const size_t written = ggml_quantize_chunk(dst->type, wide.data(), q.data(), 0, n / dst->ne[0], dst->ne[0], nullptr);
+            if (written != q.size()) {
+                throw error(HP_ERR_BACKEND, strfmt("%s: tensor %s: converting to %s wrote %zu bytes, want %zu", path_.c_str(),
+                                                   dst->name, ggml_type_name(dst->type), written, q.size()));
+            }
+            ggml_backend_tensor_set(dst, q.data(), 0, q.size());
         } else {
             throw error(HP_ERR_FORMAT, strfmt("%s: tensor %s: cannot load %s data as %s", path_.c_str(), dst->name,
                                               ggml_type_name(src_type), ggml_type_name(dst->type)));

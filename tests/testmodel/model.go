@@ -169,8 +169,15 @@ func (c ClipSpec) tensorMakers() (bias func(string, int64) tensorDef, lnW func(s
 	lnW = func(name string) tensorDef {
 		return tensorDef{name: name, typ: F32, ne: []int64{int64(c.NEmbd)}, mean: 1, std: 0.05}
 	}
+	matType := c.Type
+	switch c.MatQuant {
+	case "q8_0":
+		matType = gguf.TypeQ8_0
+	case "q4_0":
+		matType = gguf.TypeQ4_0
+	}
 	mat = func(name string, ne0, ne1 int64) tensorDef {
-		return tensorDef{name: name, typ: c.Type, ne: []int64{ne0, ne1}, std: 1 / math.Sqrt(float64(ne0))}
+		return tensorDef{name: name, typ: matType, ne: []int64{ne0, ne1}, std: 1 / math.Sqrt(float64(ne0))}
 	}
 	return bias, lnW, mat
 }

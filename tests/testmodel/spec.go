@@ -142,7 +142,12 @@ type ClipSpec struct {
 	// Type of the 2-D weights (F32 or F16). v.patch_embd.weight is always F16
 	// and 1-D tensors (norms, biases, class embedding) always F32, like files
 	// from the LLaVA converter.
-	Type         gguf.Type
+	Type gguf.Type
+	// MatQuant, when "q8_0" or "q4_0", stores the matrices the encoder
+	// multiplies as weights (attention, MLP, projector; not the position
+	// table) in that type, quantized by internal/gguf as a quantized mmproj
+	// holds them. Their rows must be a multiple of 32 values.
+	MatQuant     string `json:",omitempty"`
 	Seed         uint64
 	Mean, Std    [3]float32 // clip.vision.image_mean / image_std
 	LayerNormEps float32    // clip.vision.attention.layer_norm_epsilon
@@ -294,6 +299,8 @@ func (c ClipSpec) Validate() error {
 		return fieldErr(k, "ProjDim", c.ProjDim, "must be >= 1")
 	case c.Type != F32 && c.Type != F16:
 		return fieldErr(k, "Type", c.Type, "must be F32 or F16")
+	case c.MatQuant != "" && c.MatQuant != "q8_0" && c.MatQuant != "q4_0":
+		return fieldErr(k, "MatQuant", c.MatQuant, `must be "", "q8_0" or "q4_0"`)
 	case !slices.Contains([]string{ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL, ProjectorJanusPro}, c.projector()):
 		return fieldErr(k, "Projector", c.Projector, fmt.Sprintf("must be %q, %q, %q or %q", ProjectorMLP, ProjectorGemma3, ProjectorQwen25VL, ProjectorJanusPro))
 	case c.MergeFactor < 0 || (c.MergeFactor > 0 && c.projector() != ProjectorGemma3):
