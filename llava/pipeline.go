@@ -38,6 +38,12 @@ type Config struct {
 	// family's: 9 for CLIP, or the deep layer for encoders that run fewer
 	// blocks; 16 for Qwen2.5-VL).
 	ObjectLayer int
+	// EncoderWeights is the type the encoder's matrix weights are converted
+	// to at load: "" keeps the file's (f16 in the usual mmproj), or "f16",
+	// "q8_0", "q4_0". Quantized weights change the embeddings slightly (see
+	// the README's Performance and Accuracy sections for what it costs and
+	// buys); the unpruned families llama.cpp's mtmd runs take only "".
+	EncoderWeights string
 	// ImageLimits guard image decoding (zero value: imageprep.DefaultLimits).
 	ImageLimits imageprep.Limits
 	// Logger receives progress; nil discards.
@@ -54,6 +60,10 @@ type Config struct {
 	// still interleave, token by token.
 	Parallel int
 }
+
+// EncoderWeightTypes are the values Config.EncoderWeights takes besides ""
+// (the file's own).
+var EncoderWeightTypes = []string{"f16", "q8_0", "q4_0"}
 
 // Pipeline is a loaded model pair.
 type Pipeline struct {
@@ -126,6 +136,10 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Model == "" {
 		return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
 	}
+	weights, ok := bridge.ParseWeights(cfg.EncoderWeights)
+	if !ok {
+		return nil, &OptionError{"encoder-type", cfg.EncoderWeights, "want " + strings.Join(EncoderWeightTypes, ", ")}
+	}
 	for _, f := range []struct{ what, path string }{{"model", cfg.Model}, {"mmproj", cfg.MMProj}} {
 		if f.path == "" {
 			continue
@@ -164,6 +178,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		// A vision family llama.cpp knows and our encoder does not: run it
 		// through mtmd, unpruned. Anything else gets the encoder's errors.
 		if pi.Vision && !pi.Encoder() {
+			if weights != bridge.WeightsAsStored {
+				m.Close()
+				return nil, &OptionError{"encoder-type", cfg.EncoderWeights,
+					fmt.Sprintf("projector type %q runs through llama.cpp's mtmd, which takes the file's weights", pi.Type)}
+			}
 			if err := p.openMtmd(); err != nil {
 				m.Close()
 				return nil, err
@@ -173,6 +192,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		t1 := time.Now()
 		enc, err := bridge.OpenEncoder(cfg.MMProj, bridge.EncoderParams{
 			ObjectLayer: cfg.ObjectLayer, Layout: cfg.Layout, UseGPU: cfg.EncoderGPU, Threads: cfg.Threads,
+			Weights: weights,
 		})
 		if err != nil {
 			m.Close()
@@ -201,7 +221,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		}
 		log.Info("loaded vision encoder", "path", cfg.MMProj, "backend", in.Backend, "tokens", in.NPatches,
 			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "pinpoints", len(in.Pinpoints),
-			"merge", in.MergeType, "ms", time.Since(t1).Milliseconds())
+			"merge", in.MergeType, "weights", in.WeightType, "ms", time.Since(t1).Milliseconds())
 	}
 	return p, nil
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,14 +51,14 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type options struct {
-	model, mmproj, prompt, pruneMethod, saveMask, template, layout string
-	images                                                         stringList
-	nPredict, nCtx, threads, nBatch, ngl, keep, objectLayer, topK  int
-	keepRatio, alpha                                               float64
-	temp, topP, minP, repeatPenalty                                float64
-	seed                                                           int64
-	timings, verbose, encoderGPU                                   bool
-	set                                                            map[string]bool
+	model, mmproj, prompt, pruneMethod, saveMask, template, layout, encoderType string
+	images                                                                      stringList
+	nPredict, nCtx, threads, nBatch, ngl, keep, objectLayer, topK               int
+	keepRatio, alpha                                                            float64
+	temp, topP, minP, repeatPenalty                                             float64
+	seed                                                                        int64
+	timings, verbose, encoderGPU                                                bool
+	set                                                                         map[string]bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -94,6 +95,7 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.Float64Var(&o.keepRatio, "keep-ratio", 0, "fraction of image tokens to keep, in (0,1] (default 1/3; 1/9 for LLaVA-NeXT; 0.334 for Qwen2.5-VL)")
 	fs.Float64Var(&o.alpha, "alpha", llava.DefaultAlpha, "HiPrune anchor fraction, in [0,1]")
 	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors (16 for Qwen2.5-VL, 13 for Gemma 3 when not given)")
+	fs.StringVar(&o.encoderType, "encoder-type", "", "vision encoder matrix weights: f16, q8_0 or q4_0, converted at load (default: as stored in the mmproj)")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
@@ -159,6 +161,9 @@ func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, err
 	po.Method = m
 	if o.set["keep"] && o.set["keep-ratio"] {
 		return po, g, 0, usagef("--keep and --keep-ratio are exclusive")
+	}
+	if o.encoderType != "" && !slices.Contains(llava.EncoderWeightTypes, o.encoderType) {
+		return po, g, 0, usagef("--encoder-type %s: want %s", o.encoderType, strings.Join(llava.EncoderWeightTypes, ", "))
 	}
 	// In the library 0 means "the default"; given as a flag it is a mistake.
 	for _, z := range []struct {
@@ -313,8 +318,12 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
 	p, err := llava.Open(ctx, llava.Config{
 		Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
-		Layout: layout, ObjectLayer: po.ObjectLayer, Logger: log,
+		Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType, Logger: log,
 	})
+	if oe := (*llava.OptionError)(nil); errors.As(err, &oe) {
+		// --encoder-type with a family mtmd runs: found once the files are read
+		return fmt.Errorf("--%s %v: %s", oe.Option, oe.Value, oe.Want)
+	}
 	if err != nil {
 		return err
 	}

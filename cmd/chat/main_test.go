@@ -237,6 +237,14 @@ func TestOneShot(t *testing.T) {
 		assert.Equal(t, turnCells(tm[0]), tm[0].kvCells)
 	})
 
+	t.Run("encoder-type q8_0", func(t *testing.T) {
+		r := runChat(t, "", args("--temp", "0", "--keep", "64", "--encoder-type", "q8_0")...)
+		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+		assertAnswerOnly(t, r.stdout)
+		assert.Contains(t, r.stderr, "weights=q8_0")
+		assert.Contains(t, r.stderr, "image_tokens=576->64")
+	})
+
 	t.Run("seeded sampling is deterministic", func(t *testing.T) {
 		a := runChat(t, "", args("--temp", "0.8", "--seed", "42")...)
 		b := runChat(t, "", args("--temp", "0.8", "--seed", "42")...)
@@ -372,6 +380,7 @@ func TestBadInput(t *testing.T) {
 		{"prune bogus", []string{"-m", e.lm, "--prune", "bogus", "-p", "hi"}, 2, []string{`"bogus"`}},
 		{"object layer past the depth", withImage(e.img, "--object-layer", "99"), 1, []string{"99", "12"}},
 		{"alpha 2", []string{"-m", e.lm, "--alpha", "2", "-p", "hi"}, 2, []string{"--alpha 2"}},
+		{"encoder-type bogus", withImage(e.img, "--encoder-type", "q5_k"), 2, []string{"--encoder-type q5_k", "q8_0"}},
 		{"unknown flag", []string{"-m", e.lm, "--bogus", "-p", "hi"}, 2, []string{"-bogus"}},
 		{"missing -m", []string{"-p", "hi"}, 2, []string{"-m"}},
 		// The mask is written after the answer: its folder is checked first.

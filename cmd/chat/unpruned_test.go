@@ -107,3 +107,11 @@ func TestBadUnprunedProjector(t *testing.T) {
 	r = runChat(t, "", "-m", e.lm, "--mmproj", broken, "--image", e.img, "-p", "hi", "-n", "2")
 	assertFails(t, r, 1, broken, `projector type "janus_pro" (Janus-Pro)`, "mm.1.weight")
 }
+
+// --encoder-type converts our encoder's weights; mtmd, which runs the
+// unpruned families, takes the file's: asking is an error, not ignored.
+func TestUnprunedEncoderType(t *testing.T) {
+	e := setupJanus(t)
+	r := runChat(t, "", "-m", e.lm, "--mmproj", e.mm, "--image", e.img, "-p", "hi", "-n", "2", "--encoder-type", "q8_0")
+	assertFails(t, r, 1, "--encoder-type q8_0", "mtmd")
+}
