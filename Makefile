@@ -5,9 +5,16 @@ GO ?= go
 
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
-# -march=native also enables AMX on recent Xeons, whose kernels ollama's cgo
-# build does not compile (link error on ggml_backend_amx_buffer_type).
+# On a CPU with AMX (Xeon Sapphire Rapids and later) -march=native targets it,
+# and bridge/amx compiles the AMX kernels ollama's cgo build leaves out, so
+# llama.cpp uses them for quantized weights. Elsewhere the AMX switches stay
+# off as before: the flags are part of the cgo cache key, and unchanged flags
+# keep the compiled llama.cpp.
+ifeq ($(shell grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && echo amx),amx)
+CPU_FLAGS ?= -O3 -march=native
+else
 CPU_FLAGS ?= -O3 -march=native -mno-amx-int8 -mno-amx-tile -mno-amx-bf16
+endif
 else
 CPU_FLAGS ?= -O3 -mcpu=native
 endif

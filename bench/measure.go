@@ -26,6 +26,10 @@ type bench struct {
 	mmPath string
 	pipe   *llava.Pipeline
 	sess   *llava.Session
+	// pipeQ8 and sessQ8: the same pipeline with --encoder-type q8_0 (nil
+	// unless o.q8 and a LLaVA encoder).
+	pipeQ8 *llava.Pipeline
+	sessQ8 *llava.Session
 	mtmd   *bridge.Mtmd
 	img    *llava.Image
 	// warmImg warms the encoders and the LM up untimed: the sample image,
@@ -58,6 +62,20 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 		"object_layer", in.ObjectLayer, "encoder_backend", in.Backend, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
 		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
 
+	if o.q8 && in.Projector == "mlp" {
+		t1 := time.Now()
+		if b.pipeQ8, err = llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads,
+			GPULayers: o.ngl, EncoderGPU: o.encoderGPU, EncoderWeights: "q8_0"}); err != nil {
+			b.close()
+			return nil, fmt.Errorf("opening the q8_0 pipeline: %w", err)
+		}
+		if b.sessQ8, err = b.pipeQ8.NewSession(llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, FlashAttn: bridge.FlashAttnAuto, Template: "llava"}); err != nil {
+			b.close()
+			return nil, fmt.Errorf("creating the q8_0 pipeline's LM context: %w", err)
+		}
+		log.Info("q8_0 pipeline ready", "weights", b.pipeQ8.Encoder().Info().WeightType, "s", secs(time.Since(t1)))
+	}
+
 	b.img = &llava.Image{Name: fmt.Sprintf("sample-%dx%d", rgb.W, rgb.H), RGB: rgb}
 	b.warmImg = b.img
 	if o.qwen {
@@ -85,6 +103,12 @@ func (b *bench) close() {
 	if b.pipe != nil {
 		b.pipe.Close()
 	}
+	if b.sessQ8 != nil {
+		b.sessQ8.Close()
+	}
+	if b.pipeQ8 != nil {
+		b.pipeQ8.Close()
+	}
 }
 
 // encoderResult is the encoder comparison: medians of alternated runs.
@@ -94,7 +118,9 @@ type encoderResult struct {
 	// pipeline: up to the deep block's attention for every token, select,
 	// then the rest for the kept tokens only (empty for encoders that do
 	// not split).
-	SplitMS   []float64
+	SplitMS []float64
+	// Q8MS: our encoder with q8_0 matrix weights, whole (empty without -q8).
+	Q8MS      []float64
 	OthersCPU []float64 // per timed encode
 }
 
@@ -161,10 +187,18 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		}
 		names = append(names, "ours-split")
 	}
+	if b.pipeQ8 != nil {
+		q8 := b.pipeQ8.Encoder()
+		var qd *bridge.Encoding
+		impls["ours-q8_0"] = func() (err error) { qd, err = q8.Encode(qd, img, bridge.EncodeOptions{Threads: th}); return err }
+		names = append(names, "ours-q8_0")
+	}
 	b.log.Info("encoder comparison: warming up")
 	warm := []func() error{ours, theirs}
-	if f := impls["ours-split"]; f != nil {
-		warm = append(warm, f)
+	for _, n := range []string{"ours-split", "ours-q8_0"} {
+		if f := impls[n]; f != nil {
+			warm = append(warm, f)
+		}
 	}
 	if b.warmImg != b.img {
 		wv, err := clip.Preprocess(b.warmImg.RGB)
@@ -203,6 +237,8 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 				res.OursMS = append(res.OursMS, d)
 			case "ours-split":
 				res.SplitMS = append(res.SplitMS, d)
+			case "ours-q8_0":
+				res.Q8MS = append(res.Q8MS, d)
 			default:
 				res.LlamaCppMS = append(res.LlamaCppMS, d)
 			}
@@ -235,6 +271,7 @@ const nextTokens = 2880
 type config struct {
 	name string
 	mtmd bool
+	q8   bool // on the q8_0 pipeline
 	opts llava.Options
 }
 
@@ -252,8 +289,16 @@ func (b *bench) configs() []config {
 	for _, r := range b.o.ratios {
 		cs = append(cs, config{name: ratioName(r), opts: llava.Options{Method: llava.MethodHiPrune, KeepRatio: r}})
 	}
+	if b.pipeQ8 != nil && slices.Contains(b.o.keeps, q8Keep) {
+		cs = append(cs, config{name: q8Name, q8: true, opts: llava.Options{Method: llava.MethodHiPrune, Keep: q8Keep}})
+	}
 	return cs
 }
+
+// q8Keep and q8Name: the row of the q8_0 encoder (issue 15's hiprune-64-q8).
+const q8Keep = 64
+
+var q8Name = fmt.Sprintf("hiprune-%d-q8", q8Keep)
 
 func ratioName(r float64) string { return fmt.Sprintf("hiprune-r%g", r) }
 
@@ -266,6 +311,9 @@ func (b *bench) pruned() []prunedRow {
 	}
 	for _, r := range b.o.ratios {
 		out = append(out, prunedRow{name: ratioName(r)})
+	}
+	if b.pipeQ8 != nil && slices.Contains(b.o.keeps, q8Keep) {
+		out = append(out, prunedRow{name: q8Name, keep: q8Keep})
 	}
 	return out
 }
@@ -316,6 +364,11 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 	if err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
+	if b.sessQ8 != nil {
+		if _, err := b.runSession(ctx, b.sessQ8, b.warmImg, warm); err != nil {
+			return nil, fmt.Errorf("warm-up of the q8_0 pipeline: %w", err)
+		}
+	}
 	b.log.Info("warm-up", "image_tokens", w.ImageTokens, "encode_ms", fmt.Sprintf("%.0f", ms(w.Encode)),
 		"prefill_ms", fmt.Sprintf("%.0f", ms(w.Prefill)), "ttft_ms", fmt.Sprintf("%.0f", ms(w.TTFT)), "wall_s", secs(time.Since(t1)))
 	b.textTokens = w.TextTokens
@@ -339,9 +392,12 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 			t, c0 := time.Now(), readCPU()
 			var s sample
 			var err error
-			if c.mtmd {
+			switch {
+			case c.mtmd:
 				s, err = b.runMtmd(ctx)
-			} else {
+			case c.q8:
+				s, err = b.runSession(ctx, b.sessQ8, b.img, c.opts)
+			default:
 				s, err = b.runOurs(ctx, b.img, c.opts)
 			}
 			if err != nil {
@@ -386,8 +442,13 @@ func (b *bench) checkPrompt() error {
 
 // runOurs is one turn of our pipeline from an empty KV cache.
 func (b *bench) runOurs(ctx context.Context, img *llava.Image, o llava.Options) (sample, error) {
-	b.sess.Reset()
-	ans, st, err := b.sess.Ask(ctx, llava.Turn{Text: b.ourText, Images: []*llava.Image{img}, Prune: o, Gen: b.gen()})
+	return b.runSession(ctx, b.sess, img, o)
+}
+
+// runSession is runOurs on a given session (the q8_0 pipeline's).
+func (b *bench) runSession(ctx context.Context, sess *llava.Session, img *llava.Image, o llava.Options) (sample, error) {
+	sess.Reset()
+	ans, st, err := sess.Ask(ctx, llava.Turn{Text: b.ourText, Images: []*llava.Image{img}, Prune: o, Gen: b.gen()})
 	if err != nil {
 		return sample{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -76,6 +77,13 @@ type Report struct {
 	EncoderSplitMS     float64   `json:"encoder_split64_ms,omitempty"`
 	EncoderSplitRatio  float64   `json:"encoder_split64_ratio,omitempty"`
 	EncoderSplitRunsMS []float64 `json:"encoder_split64_runs_ms,omitempty"`
+	// EncoderQ8MS is our encoder with q8_0 matrix weights (whole), and
+	// EncoderQ8Ratio its ratio to the f16 one (EncoderOursMS).
+	EncoderQ8MS     float64   `json:"encoder_q8_0_ms,omitempty"`
+	EncoderQ8Ratio  float64   `json:"encoder_q8_0_ratio,omitempty"`
+	EncoderQ8RunsMS []float64 `json:"encoder_q8_0_runs_ms,omitempty"`
+	// CPUAMX: the CPU has AMX (amx_int8 in /proc/cpuinfo's flags).
+	CPUAMX bool `json:"cpu_amx"`
 
 	// ImageNote says what a dynamic-resolution (Qwen2.5-VL) image became.
 	ImageNote string `json:"image_note,omitempty"`
@@ -111,7 +119,7 @@ type prunedRow struct {
 
 func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples, pruned []prunedRow) *Report {
 	rep := &Report{
-		Model: o.model, CPU: cpuName(), Device: o.device, Threads: o.threads,
+		Model: o.model, CPU: cpuName(), CPUAMX: cpuHasFlag("amx_int8"), Device: o.device, Threads: o.threads,
 		EncoderOursMS: median(enc.OursMS), EncoderLlamaCppMS: median(enc.LlamaCppMS),
 		EncoderOursRunsMS: enc.OursMS, EncoderLCPPRunsMS: enc.LlamaCppMS,
 		Runs: o.runs, EncRuns: o.encRuns, NCtx: o.nCtx, NBatch: o.nBatch, NPredict: o.nPredict,
@@ -132,6 +140,10 @@ func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSample
 	if len(enc.SplitMS) > 0 && rep.EncoderOursMS > 0 {
 		rep.EncoderSplitMS, rep.EncoderSplitRunsMS = median(enc.SplitMS), enc.SplitMS
 		rep.EncoderSplitRatio = rep.EncoderSplitMS / rep.EncoderOursMS
+	}
+	if len(enc.Q8MS) > 0 && rep.EncoderOursMS > 0 {
+		rep.EncoderQ8MS, rep.EncoderQ8RunsMS = median(enc.Q8MS), enc.Q8MS
+		rep.EncoderQ8Ratio = rep.EncoderQ8MS / rep.EncoderOursMS
 	}
 	for _, rs := range rows {
 		rep.Rows = append(rep.Rows, medianRow(rs))
@@ -331,6 +343,20 @@ func (rep *Report) write(dir string) (string, error) {
 	return path, nil
 }
 
+// cpuHasFlag says whether /proc/cpuinfo's first "flags" line lists flag.
+func cpuHasFlag(flag string) bool {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "flags" {
+			return slices.Contains(strings.Fields(v), flag)
+		}
+	}
+	return false
+}
+
 // cpuName is the first "model name" of /proc/cpuinfo (GOARCH elsewhere).
 func cpuName() string {
 	f, err := os.Open("/proc/cpuinfo")
@@ -375,5 +401,13 @@ func (rep *Report) printEncoders(w io.Writer) {
 	if rep.EncoderSplitMS > 0 {
 		fmt.Fprintf(w, "encoder as HiPrune N' = %d runs it (the last block's MLP and the projector for the kept tokens only): %.0f ms, x%.3f of ours whole (target <= 0.97: %s)\n",
 			splitKeep, rep.EncoderSplitMS, rep.EncoderSplitRatio, okStr(rep.EncoderSplitRatio <= 0.97))
+	}
+	if rep.EncoderQ8MS > 0 {
+		amx := "no AMX"
+		if rep.CPUAMX {
+			amx = "AMX"
+		}
+		fmt.Fprintf(w, "encoder alone, medians: ours f16 %.0f ms / ours q8_0 %.0f ms (x%.3f) / llama.cpp clip f16 %.0f ms; %s, %s\n",
+			rep.EncoderOursMS, rep.EncoderQ8MS, rep.EncoderQ8Ratio, rep.EncoderLlamaCppMS, rep.CPU, amx)
 	}
 }

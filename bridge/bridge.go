@@ -42,6 +42,9 @@ import (
 	"unsafe"
 
 	"github.com/ollama/ollama/llama"
+
+	// ggml's AMX kernels, which ollama's cgo build leaves out (package doc)
+	_ "github.com/hiprune/hiprune-go/bridge/amx"
 )
 
 // Error classes of the C ABI, for errors.Is.

@@ -114,12 +114,13 @@ func ModelDir() string {
 // Row is one configuration's result.
 type Row struct {
 	Name        string         `json:"name"`
-	Group       string         `json:"group"` // "reference", "budget", "layer", "alpha"
+	Group       string         `json:"group"` // "reference", "budget", "layer", "alpha", "weights"
 	Method      string         `json:"method"`
 	Keep        int            `json:"keep"` // tokens kept per image
 	Fraction    string         `json:"fraction,omitempty"`
 	Alpha       float64        `json:"alpha,omitempty"`
 	ObjectLayer int            `json:"object_layer,omitempty"`
+	Weights     string         `json:"weights,omitempty"` // encoder matrix weights converted at load ("": as stored)
 	Right       int            `json:"right"`
 	Total       int            `json:"total"`
 	Acc         float64        `json:"accuracy"`
@@ -162,7 +163,14 @@ type config struct {
 	layer int // object layer the encoding must have probed
 	mtmd  bool
 	ours  string // "default" or "llamacpp"
+	// weights: the encoder's matrix weights converted at load ("q8_0",
+	// "q4_0"; "" as stored), on a pipeline of their own
+	weights string
 }
+
+// WeightTypes are the quantized encoder weights the full evaluation rates
+// (issue 15's --encoder-type), unpruned and at 1/9 of the grid.
+var WeightTypes = []string{"q8_0", "q4_0"}
 
 type item struct {
 	scene int
@@ -190,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Model: filepath.Dir(cfg.LM), CPU: cpuName(), Threads: cfg.Threads, Seed: cfg.Seed,
 		Scenes: cfg.Scenes, byName: map[string]*Row{}, start: time.Now()}
 
-	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst)
+	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst, "")
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var mt *bridge.Mtmd
 	var mctx *bridge.Context
 	if needRef {
-		if pipeL, sessL, err = open(ctx, cfg, bridge.LayoutLlamaCpp); err != nil {
+		if pipeL, sessL, err = open(ctx, cfg, bridge.LayoutLlamaCpp, ""); err != nil {
 			return nil, err
 		}
 		defer pipeL.Close()
@@ -224,6 +232,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer mctx.Close()
 	}
+	type weighted struct {
+		pipe *llava.Pipeline
+		sess *llava.Session
+	}
+	byWeights := map[string]weighted{}
+	for _, c := range configs {
+		if c.weights == "" || byWeights[c.weights].pipe != nil {
+			continue
+		}
+		p, s, err := open(ctx, cfg, bridge.LayoutCLSFirst, c.weights)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		defer s.Close()
+		byWeights[c.weights] = weighted{p, s}
+	}
 
 	for sc := 0; sc < cfg.Scenes; sc++ {
 		if err := ctx.Err(); err != nil {
@@ -234,11 +259,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// encodings by probed object layer, made on first use
 		encs := map[int]*llava.Encoded{}
 		encL := (*llava.Encoded)(nil)
+		encW := map[string]*llava.Encoded{}
 		for _, c := range configs {
 			var answers []string
 			switch {
 			case c.mtmd:
 				answers, err = askMtmd(mt, mctx, pipe.Model(), it)
+			case c.weights != "":
+				w := byWeights[c.weights]
+				e := encW[c.weights]
+				if e == nil {
+					if e, err = w.pipe.Encode(ctx, it.img, c.layer); err != nil {
+						return nil, err
+					}
+					encW[c.weights] = e
+				}
+				answers, _, err = askOurs(ctx, w.pipe, w.sess, e, c.opts, it)
 			case c.ours == "llamacpp":
 				if encL == nil {
 					if encL, err = pipeL.Encode(ctx, it.img, 0); err != nil {
@@ -269,6 +305,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 		for _, e := range encs {
+			e.Release()
+		}
+		for _, e := range encW {
 			e.Release()
 		}
 		if encL != nil {
@@ -331,6 +370,13 @@ func plan(rep *Report, cfg Config, n, depth int) []config {
 			Fraction: "1/9", Alpha: 0.1, ObjectLayer: l},
 			opts: llava.Options{Method: llava.MethodHiPrune, Keep: k, ObjectLayer: l}, layer: l})
 	}
+	for _, wt := range WeightTypes {
+		add(config{row: &Row{Name: "none, encoder " + wt, Group: "weights", Method: "none", Keep: n, Weights: wt},
+			opts: llava.Options{Method: llava.MethodNone}, layer: cfg.ObjectLayer, weights: wt})
+		add(config{row: &Row{Name: fmt.Sprintf("hiprune-%d, encoder %s", k, wt), Group: "weights", Method: "hiprune", Keep: k,
+			Fraction: "1/9", Alpha: 0.1, ObjectLayer: cfg.ObjectLayer, Weights: wt},
+			opts: llava.Options{Method: llava.MethodHiPrune, Keep: k, ObjectLayer: cfg.ObjectLayer}, layer: cfg.ObjectLayer, weights: wt})
+	}
 	for _, a := range Alphas {
 		// Options.Alpha 0 means the default (0.1); the smallest positive
 		// alpha gives round(N'*alpha/5) = 0 anchors, which is alpha 0.
@@ -360,9 +406,9 @@ const maxAnswer = 3
 
 // open loads the pair with one session (the questions are asked one after
 // another, each in a cleared context).
-func open(ctx context.Context, cfg Config, layout bridge.Layout) (*llava.Pipeline, *llava.Session, error) {
+func open(ctx context.Context, cfg Config, layout bridge.Layout, weights string) (*llava.Pipeline, *llava.Session, error) {
 	p, err := llava.Open(ctx, llava.Config{Model: cfg.LM, MMProj: cfg.MMProj, Threads: cfg.Threads, Layout: layout,
-		Logger: slog.New(slog.DiscardHandler)})
+		EncoderWeights: weights, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -526,7 +572,9 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 	}
-	for _, g := range []struct{ group, title string }{{"layer", "Object-layer sweep"}, {"alpha", "Alpha sweep"}} {
+	for _, g := range []struct{ group, title string }{{"layer", "Object-layer sweep, HiPrune %d kept"},
+		{"alpha", "Alpha sweep, HiPrune %d kept"},
+		{"weights", "Quantized encoder weights (--encoder-type), unpruned and HiPrune %d kept"}} {
 		var rows []*Row
 		for _, x := range r.Rows {
 			if x.Group == g.group {
@@ -536,7 +584,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		if len(rows) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s, HiPrune %d kept:\n\n| config | accuracy | 95%% interval |\n|---|---|---|\n", g.title, ninth)
+		fmt.Fprintf(w, "\n"+g.title+":\n\n| config | accuracy | 95%% interval |\n|---|---|---|\n", ninth)
 		for _, x := range rows {
 			fmt.Fprintf(w, "| %s | %.3f | %.3f-%.3f |\n", x.Name, x.Acc, x.Lo, x.Hi)
 		}
@@ -582,7 +630,7 @@ type Answer struct {
 
 // Answers asks every question of scenes 0..n-1 of cfg.Seed unpruned.
 func Answers(ctx context.Context, cfg Config, n int) ([]Answer, error) {
-	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst)
+	pipe, sess, err := open(ctx, cfg, bridge.LayoutCLSFirst, "")
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,2 @@
+// ggml's AMX buffer type, as the pinned module has it (see amx.go).
+#include "amx/amx.cpp"
