@@ -167,7 +167,18 @@ fuzz-inputs: deps
 # third_party/cuda/device-run.sh. All three: third_party/README.md.
 CUDA_ARCH ?= native
 
-.PHONY: cuda backend-check device-bundle
+.PHONY: cuda backend-check device-bundle amx-check
+
+# make amx-check: on any x86-64 machine, compiles and links bin/chat as for a
+# Xeon with AMX (-march=sapphirerapids), so the AMX path (bridge/amx) is known
+# to build where it cannot run (the binary needs AVX-512 and AMX). The first
+# run compiles llama.cpp once more for those flags, cached after.
+AMX_CHECK_FLAGS ?= -O3 -march=sapphirerapids
+amx-check: deps
+	@mkdir -p .cache/amx-check
+	CGO_CFLAGS='$(AMX_CHECK_FLAGS)' CGO_CXXFLAGS='$(AMX_CHECK_FLAGS)' $(GO) build -o .cache/amx-check/chat ./cmd/chat
+	@nm .cache/amx-check/chat | grep -q ' T ggml_backend_amx_buffer_type$$' || { echo "amx-check: ggml's AMX buffer type is not in the binary" >&2; exit 1; }
+	@echo "amx-check: bin/chat built for $(AMX_CHECK_FLAGS) with ggml's AMX kernels (.cache/amx-check/chat)"
 
 cuda: build
 	CUDA_ARCH='$(CUDA_ARCH)' bash third_party/cuda/build.sh cuda lib/ollama
