@@ -54,7 +54,10 @@ int hp_clip_open(const char * path, int use_gpu, int flash_attn, hp_clip ** out,
     } catch (...) {
         r = {nullptr, nullptr};
     }
-    if (r.ctx_a) clip_free(r.ctx_a);
+    if (r.ctx_a) {
+        hp_defer_scope scope; // as in hp_clip_free
+        clip_free(r.ctx_a);
+    }
     if (!r.ctx_v) {
         set_err(err, errlen, std::string(path) + ": llama.cpp clip could not load it (see log)");
         return HP_ERR_FORMAT;
