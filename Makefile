@@ -177,7 +177,7 @@ AMX_CHECK_FLAGS ?= -O3 -march=sapphirerapids
 amx-check: deps
 	@mkdir -p .cache/amx-check
 	CGO_CFLAGS='$(AMX_CHECK_FLAGS)' CGO_CXXFLAGS='$(AMX_CHECK_FLAGS)' $(GO) build -o .cache/amx-check/chat ./cmd/chat
-	@nm .cache/amx-check/chat | grep -q ' T ggml_backend_amx_buffer_type$$' || { echo "amx-check: ggml's AMX buffer type is not in the binary" >&2; exit 1; }
+	@nm -C .cache/amx-check/chat | grep -q ' T ggml_backend_amx_buffer_type()$$' || { echo "amx-check: ggml's AMX buffer type is not in the binary" >&2; exit 1; }
 	@echo "amx-check: bin/chat built for $(AMX_CHECK_FLAGS) with ggml's AMX kernels (.cache/amx-check/chat)"
 
 cuda: build
