@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -343,33 +342,31 @@ func (rep *Report) write(dir string) (string, error) {
 	return path, nil
 }
 
-// cpuHasFlag says whether /proc/cpuinfo's first "flags" line lists flag.
-func cpuHasFlag(flag string) bool {
+// cpuinfo is the first value of key in /proc/cpuinfo ("model name",
+// "flags"), false where there is none.
+func cpuinfo(key string) (string, bool) {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
-		return false
+		return "", false
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "flags" {
-			return slices.Contains(strings.Fields(v), flag)
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v), true
 		}
 	}
-	return false
+	return "", false
 }
 
-// cpuName is the first "model name" of /proc/cpuinfo (GOARCH elsewhere).
+// cpuHasFlag says whether the CPU's flags list flag.
+func cpuHasFlag(flag string) bool {
+	v, _ := cpuinfo("flags")
+	return slices.Contains(strings.Fields(v), flag)
+}
+
+// cpuName is the CPU's model name (GOARCH where /proc/cpuinfo has none).
 func cpuName() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := cpuinfo("model name"); ok {
+		return v
 	}
 	return runtime.GOARCH
 }

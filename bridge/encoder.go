@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -63,32 +64,25 @@ const (
 	WeightsQ4_0
 )
 
+// weightNames are the Weights by name; "" is WeightsAsStored.
+var weightNames = [...]string{WeightsAsStored: "", WeightsF16: "f16", WeightsQ8_0: "q8_0", WeightsQ4_0: "q4_0"}
+
 // ParseWeights reads a weight type by name: "" (as stored), "f16", "q8_0"
 // or "q4_0".
 func ParseWeights(s string) (Weights, bool) {
-	switch s {
-	case "":
-		return WeightsAsStored, true
-	case "f16":
-		return WeightsF16, true
-	case "q8_0":
-		return WeightsQ8_0, true
-	case "q4_0":
-		return WeightsQ4_0, true
-	}
-	return 0, false
+	i := slices.Index(weightNames[:], s)
+	return Weights(max(i, 0)), i >= 0
 }
 
+// WeightNames are the names of the types weights convert to (not "").
+func WeightNames() []string { return slices.Clone(weightNames[1:]) }
+
 func (w Weights) String() string {
-	switch w {
-	case WeightsAsStored:
+	switch {
+	case w == WeightsAsStored:
 		return "as stored"
-	case WeightsF16:
-		return "f16"
-	case WeightsQ8_0:
-		return "q8_0"
-	case WeightsQ4_0:
-		return "q4_0"
+	case w > 0 && int(w) < len(weightNames):
+		return weightNames[w]
 	}
 	return fmt.Sprintf("Weights(%d)", int(w))
 }

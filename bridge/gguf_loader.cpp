@@ -196,6 +196,7 @@ void gguf_file::load_into(ggml_context * dst_ctx) const {
     }
     std::vector<uint8_t> buf;
     std::vector<float> wide;
+    std::vector<uint8_t> q;
     for (ggml_tensor * dst = ggml_get_first_tensor(dst_ctx); dst; dst = ggml_get_next_tensor(dst_ctx, dst)) {
         const int64_t id = gguf_find_tensor(gguf_, dst->name);
         if (id < 0) {
@@ -210,15 +211,11 @@ void gguf_file::load_into(ggml_context * dst_ctx) const {
         }
         if (src_type == dst->type) {
             ggml_backend_tensor_set(dst, buf.data(), 0, src_size);
-        } else if (src_type == GGML_TYPE_F16 && dst->type == GGML_TYPE_F32) {
-            const int64_t n = ggml_nelements(dst);
-            wide.resize(n);
-            ggml_fp16_to_fp32_row((const ggml_fp16_t *) buf.data(), wide.data(), n);
-            ggml_backend_tensor_set(dst, wide.data(), 0, n * sizeof(float));
         } else if ((src_type == GGML_TYPE_F32 || src_type == GGML_TYPE_F16 || src_type == GGML_TYPE_BF16) &&
-                   dst->type != GGML_TYPE_F32 && ggml_quantize_requires_imatrix(dst->type) == false &&
-                   dst->ne[0] % ggml_blck_size(dst->type) == 0) {
-            // the encoder's weight type (hp_encoder_params.weights)
+                   (dst->type == GGML_TYPE_F32 || (!ggml_quantize_requires_imatrix(dst->type) &&
+                                                   dst->ne[0] % ggml_blck_size(dst->type) == 0))) {
+            // through F32: widening (F16 parameters) or the encoder's weight
+            // type (hp_encoder_params.weights)
             const int64_t n = ggml_nelements(dst);
             wide.resize(n);
             if (src_type == GGML_TYPE_F16) {
@@ -228,7 +225,11 @@ void gguf_file::load_into(ggml_context * dst_ctx) const {
             } else {
                 std::memcpy(wide.data(), buf.data(), n * sizeof(float));
             }
-            std::vector<uint8_t> q(ggml_nbytes(dst));
+            if (dst->type == GGML_TYPE_F32) {
+                ggml_backend_tensor_set(dst, wide.data(), 0, n * sizeof(float));
+                continue;
+            }
+            q.resize(ggml_nbytes(dst));
             const size_t written = ggml_quantize_chunk(dst->type, wide.data(), q.data(), 0, n / dst->ne[0], dst->ne[0], nullptr);
             if (written != q.size()) {
                 throw error(HP_ERR_BACKEND, strfmt("%s: tensor %s: converting to %s wrote %zu bytes, want %zu", path_.c_str(),

@@ -48,8 +48,8 @@ public:
 
     // load_into reads the data of every tensor of dst_ctx (same names as in
     // the file) from disk into its backend buffer. Tensors whose type in dst
-    // differs from the file are converted: F16 -> F32 widening, and F32, F16
-    // or BF16 -> F16 or a quantized type (ggml_quantize_chunk).
+    // differs from the file are converted through F32: from F32, F16 or
+    // BF16 to F32, F16 or a quantized type (ggml_quantize_chunk).
     void load_into(ggml_context * dst_ctx) const;
 
 private:

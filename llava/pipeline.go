@@ -61,9 +61,20 @@ type Config struct {
 	Parallel int
 }
 
-// EncoderWeightTypes are the values Config.EncoderWeights takes besides ""
-// (the file's own).
-var EncoderWeightTypes = []string{"f16", "q8_0", "q4_0"}
+// CheckEncoderWeights says whether Config.EncoderWeights would take s,
+// for callers that check their options before loading anything.
+func CheckEncoderWeights(s string) error {
+	_, err := encoderWeights(s)
+	return err
+}
+
+func encoderWeights(s string) (bridge.Weights, error) {
+	w, ok := bridge.ParseWeights(s)
+	if !ok {
+		return 0, &OptionError{"encoder-type", s, "want " + strings.Join(bridge.WeightNames(), ", ")}
+	}
+	return w, nil
+}
 
 // Pipeline is a loaded model pair.
 type Pipeline struct {
@@ -136,9 +147,9 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Model == "" {
 		return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
 	}
-	weights, ok := bridge.ParseWeights(cfg.EncoderWeights)
-	if !ok {
-		return nil, &OptionError{"encoder-type", cfg.EncoderWeights, "want " + strings.Join(EncoderWeightTypes, ", ")}
+	weights, err := encoderWeights(cfg.EncoderWeights)
+	if err != nil {
+		return nil, err
 	}
 	for _, f := range []struct{ what, path string }{{"model", cfg.Model}, {"mmproj", cfg.MMProj}} {
 		if f.path == "" {

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,8 +161,8 @@ func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, err
 	if o.set["keep"] && o.set["keep-ratio"] {
 		return po, g, 0, usagef("--keep and --keep-ratio are exclusive")
 	}
-	if o.encoderType != "" && !slices.Contains(llava.EncoderWeightTypes, o.encoderType) {
-		return po, g, 0, usagef("--encoder-type %s: want %s", o.encoderType, strings.Join(llava.EncoderWeightTypes, ", "))
+	if err := llava.CheckEncoderWeights(o.encoderType); err != nil {
+		return po, g, 0, flagError(err)
 	}
 	// In the library 0 means "the default"; given as a flag it is a mistake.
 	for _, z := range []struct {

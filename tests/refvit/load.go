@@ -24,6 +24,27 @@ func newLoader(f *gguf.File) *loader {
 	return l
 }
 
+// HParams are the tower hyper-parameters CLIP and SigLIP mmprojs share.
+type HParams struct {
+	ImageSize, Patch, E, H, FF, NBlock int
+	Eps                                float64
+	Act                                string // gelu, gelu_quick, silu
+}
+
+// hparams reads them (0 for a missing dimension; the caller checks).
+func (l *loader) hparams() HParams {
+	return HParams{
+		ImageSize: l.u32("clip.vision.image_size", 0),
+		Patch:     l.u32("clip.vision.patch_size", 0),
+		E:         l.u32("clip.vision.embedding_length", 0),
+		H:         l.u32("clip.vision.attention.head_count", 0),
+		FF:        l.u32("clip.vision.feed_forward_length", 0),
+		NBlock:    l.u32("clip.vision.block_count", 0),
+		Eps:       l.eps(),
+		Act:       l.act(),
+	}
+}
+
 // u32 is key's value, def when the key is absent.
 func (l *loader) u32(key string, def int) int {
 	kv, ok := l.f.Get(key)

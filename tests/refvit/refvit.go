@@ -60,9 +60,8 @@ func HiddenState(i, nBlocks int) (int, error) {
 
 // Model holds an mmproj's weights as float64 (every stored block).
 type Model struct {
-	ImageSize, Patch, E, H, FF, NBlock, Proj, Hidden int
-	Eps                                              float64
-	Act                                              string // gelu, gelu_quick, silu
+	HParams
+	Proj, Hidden int
 	// patchF16: ggml's conv_2d lowers the image with im2col into the
 	// kernel's type, so an F16 patch kernel sees the pixels rounded to F16.
 	patchF16                                           bool
@@ -79,16 +78,7 @@ func Load(path string) (*Model, error) {
 	}
 	defer f.Close()
 	l := newLoader(f)
-	m := &Model{
-		ImageSize: l.u32("clip.vision.image_size", 0),
-		Patch:     l.u32("clip.vision.patch_size", 0),
-		E:         l.u32("clip.vision.embedding_length", 0),
-		H:         l.u32("clip.vision.attention.head_count", 0),
-		FF:        l.u32("clip.vision.feed_forward_length", 0),
-		NBlock:    l.u32("clip.vision.block_count", 0),
-		Eps:       l.eps(),
-		Act:       l.act(),
-	}
+	m := &Model{HParams: l.hparams()}
 	if m.ImageSize == 0 || m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock < 2 {
 		return nil, fmt.Errorf("refvit: %s lacks CLIP hyper-parameters", path)
 	}

@@ -18,9 +18,8 @@ import (
 // Gemma's (1 + weight) multiplier, and mm.input_projection.weight is HF's
 // [n_embd][LM width] matrix (ne = [LM width, n_embd]).
 type SigLIPModel struct {
-	ImageSize, Patch, E, H, FF, NBlock, Proj, Merge int
-	Eps                                             float64
-	Act                                             string
+	HParams
+	Proj, Merge int
 
 	patchF16, projF16   bool
 	patchW, patchB, pos []float64
@@ -48,17 +47,7 @@ func LoadSigLIP(path string) (*SigLIPModel, error) {
 	if kv, _ := f.Get("clip.projector_type"); kv.Value != "gemma3" {
 		return nil, fmt.Errorf("refvit: %s is not a gemma3 mmproj", path)
 	}
-	m := &SigLIPModel{
-		ImageSize: l.u32("clip.vision.image_size", 0),
-		Patch:     l.u32("clip.vision.patch_size", 0),
-		E:         l.u32("clip.vision.embedding_length", 0),
-		H:         l.u32("clip.vision.attention.head_count", 0),
-		FF:        l.u32("clip.vision.feed_forward_length", 0),
-		NBlock:    l.u32("clip.vision.block_count", 0),
-		Merge:     l.u32("clip.vision.projector.scale_factor", 4),
-		Eps:       l.eps(),
-		Act:       l.act(),
-	}
+	m := &SigLIPModel{HParams: l.hparams(), Merge: l.u32("clip.vision.projector.scale_factor", 4)}
 	if m.ImageSize == 0 || m.Patch == 0 || m.E == 0 || m.H == 0 || m.NBlock == 0 || m.Merge == 0 ||
 		(m.ImageSize/m.Patch)%m.Merge != 0 {
 		return nil, fmt.Errorf("refvit: %s lacks consistent SigLIP hyper-parameters", path)
