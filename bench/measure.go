@@ -120,7 +120,11 @@ type encoderResult struct {
 	// not split).
 	SplitMS []float64
 	// Q8MS: our encoder with q8_0 matrix weights, whole (empty without -q8).
-	Q8MS      []float64
+	Q8MS []float64
+	// NoFlashMS: our encoder whole with flash attention off (empty where
+	// the pipeline's encoder runs without it), to show whether it pays at
+	// the image's token count.
+	NoFlashMS []float64
 	OthersCPU []float64 // per timed encode
 }
 
@@ -193,9 +197,19 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		impls["ours-q8_0"] = func() (err error) { qd, err = q8.Encode(qd, img, bridge.EncodeOptions{Threads: th}); return err }
 		names = append(names, "ours-q8_0")
 	}
+	if enc.Info().FlashAttn {
+		off, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, FlashAttn: bridge.FlashOff})
+		if err != nil {
+			return res, fmt.Errorf("opening the encoder without flash attention: %w", err)
+		}
+		defer off.Close()
+		var od *bridge.Encoding
+		impls["ours-noflash"] = func() (err error) { od, err = off.Encode(od, img, bridge.EncodeOptions{Threads: th}); return err }
+		names = append(names, "ours-noflash")
+	}
 	b.log.Info("encoder comparison: warming up")
 	warm := []func() error{ours, theirs}
-	for _, n := range []string{"ours-split", "ours-q8_0"} {
+	for _, n := range []string{"ours-split", "ours-q8_0", "ours-noflash"} {
 		if f := impls[n]; f != nil {
 			warm = append(warm, f)
 		}
@@ -239,6 +253,8 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 				res.SplitMS = append(res.SplitMS, d)
 			case "ours-q8_0":
 				res.Q8MS = append(res.Q8MS, d)
+			case "ours-noflash":
+				res.NoFlashMS = append(res.NoFlashMS, d)
 			default:
 				res.LlamaCppMS = append(res.LlamaCppMS, d)
 			}
@@ -342,7 +358,7 @@ func (b *bench) gen() llava.GenOptions {
 // endToEnd runs every configuration o.runs times, alternating them.
 func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 	t0 := time.Now()
-	mt, err := bridge.OpenMtmd(b.mmPath, b.pipe.Model(), b.o.threads, b.o.encoderGPU)
+	mt, err := bridge.OpenMtmd(b.mmPath, b.pipe.Model(), bridge.MtmdParams{Threads: b.o.threads, UseGPU: b.o.encoderGPU})
 	if err != nil {
 		return nil, fmt.Errorf("opening mtmd: %w", err)
 	}

@@ -81,6 +81,11 @@ type Report struct {
 	EncoderQ8MS     float64   `json:"encoder_q8_0_ms,omitempty"`
 	EncoderQ8Ratio  float64   `json:"encoder_q8_0_ratio,omitempty"`
 	EncoderQ8RunsMS []float64 `json:"encoder_q8_0_runs_ms,omitempty"`
+	// EncoderNoFlashMS is our encoder whole with flash attention off, and
+	// EncoderNoFlashRatio its ratio to the default (on, EncoderOursMS).
+	EncoderNoFlashMS     float64   `json:"encoder_noflash_ms,omitempty"`
+	EncoderNoFlashRatio  float64   `json:"encoder_noflash_ratio,omitempty"`
+	EncoderNoFlashRunsMS []float64 `json:"encoder_noflash_runs_ms,omitempty"`
 	// CPUAMX: the CPU has AMX (amx_int8 in /proc/cpuinfo's flags).
 	CPUAMX bool `json:"cpu_amx"`
 
@@ -143,6 +148,10 @@ func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSample
 	if len(enc.Q8MS) > 0 && rep.EncoderOursMS > 0 {
 		rep.EncoderQ8MS, rep.EncoderQ8RunsMS = median(enc.Q8MS), enc.Q8MS
 		rep.EncoderQ8Ratio = rep.EncoderQ8MS / rep.EncoderOursMS
+	}
+	if len(enc.NoFlashMS) > 0 && rep.EncoderOursMS > 0 {
+		rep.EncoderNoFlashMS, rep.EncoderNoFlashRunsMS = median(enc.NoFlashMS), enc.NoFlashMS
+		rep.EncoderNoFlashRatio = rep.EncoderNoFlashMS / rep.EncoderOursMS
 	}
 	for _, rs := range rows {
 		rep.Rows = append(rep.Rows, medianRow(rs))
@@ -406,5 +415,9 @@ func (rep *Report) printEncoders(w io.Writer) {
 		}
 		fmt.Fprintf(w, "encoder alone, medians: ours f16 %.0f ms / ours q8_0 %.0f ms (x%.3f) / llama.cpp clip f16 %.0f ms; %s, %s\n",
 			rep.EncoderOursMS, rep.EncoderQ8MS, rep.EncoderQ8Ratio, rep.EncoderLlamaCppMS, rep.CPU, amx)
+	}
+	if rep.EncoderNoFlashMS > 0 {
+		fmt.Fprintf(w, "encoder with flash attention off (llama.cpp's clip default is on): %.0f ms, x%.3f of on\n",
+			rep.EncoderNoFlashMS, rep.EncoderNoFlashRatio)
 	}
 }

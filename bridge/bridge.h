@@ -51,7 +51,8 @@ typedef struct hp_encoder_params {
                       // (9 for CLIP, 16 for Qwen2.5-VL, 13 for Gemma 3's SigLIP), or the deep
                       // layer when the encoder runs fewer blocks
     int layout;       // HP_LAYOUT_*
-    int flash_attn;   // -1 auto (use it where the backend supports it), 0 off, 1 on
+    int flash_attn;   // -1 auto (where the device supports it; on the CPU not for CLIP
+                      // encoders, where it is slower), 0 off, 1 on
     int use_gpu;      // 1: run on a GPU device ggml has registered, if any (hp_pick_device)
     int n_threads;    // CPU threads; <= 0 means 4
     // probe_chunk_bytes bounds the attention probabilities a probed block

@@ -282,12 +282,13 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
 
         e->fam->default_size(e->opts.nx, e->opts.ny);
 
-        // Flash attention where the device supports it, as llama.cpp's clip
-        // does on "auto"; the probed layers add an explicit softmax for
-        // their scores only.
-        e->opts.flash_attn = pr.flash_attn != 0;
+        // "auto": flash attention where the device supports it, as
+        // llama.cpp's clip does, except on the CPU for families where it
+        // does not pay (flash_on_cpu); the probed layers add an explicit
+        // softmax for their scores only.
+        e->opts.flash_attn = pr.flash_attn > 0 || (pr.flash_attn < 0 && (e->backend != e->backend_cpu || e->fam->flash_on_cpu()));
         build_graph(*e);
-        if (pr.flash_attn < 0) {
+        if (pr.flash_attn < 0 && e->opts.flash_attn) {
             bool ok = true;
             for (int i = 0; i < ggml_graph_n_nodes(e->gf); i++) {
                 ggml_tensor * n = ggml_graph_node(e->gf, i);

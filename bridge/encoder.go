@@ -47,7 +47,11 @@ func (l Layout) String() string {
 type FlashMode int
 
 const (
-	FlashAuto FlashMode = iota // on where the backend supports it (llama.cpp's clip default)
+	// FlashAuto is on where the device supports it, as in llama.cpp's
+	// clip, except for CLIP encoders (LLaVA) on the CPU: there ggml's
+	// flash-attention kernel is slower than plain attention at 577 tokens
+	// (Info().FlashAttn says what was chosen).
+	FlashAuto FlashMode = iota
 	FlashOn
 	FlashOff
 )

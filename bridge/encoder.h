@@ -78,6 +78,10 @@ public:
     // encoder for n_rows rows of the head's hidden output, input named
     // "tail_in", and returns the projected rows.
     virtual bool splits() const { return false; }
+    // flash_on_cpu says whether "auto" turns flash attention on when the
+    // encoder runs on the CPU backend (on a GPU, auto is on wherever the
+    // device supports it).
+    virtual bool flash_on_cpu() const { return true; }
     virtual ggml_tensor * build_tail(ggml_context * ctx0, ggml_cgraph * gf, int n_rows) const;
     virtual size_t max_tail_nodes() const { return 64; }
 };

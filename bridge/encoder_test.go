@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,14 +52,17 @@ func encode(t *testing.T, enc *bridge.Encoder, img *imageprep.Float) *bridge.Enc
 }
 
 // Our encoder in llama.cpp's token layout against llama.cpp's own clip on
-// the identical float image.
+// the identical float image, with flash attention on and off in both (the
+// tiny case), and as "auto" resolves it: off for CLIP on the CPU, where
+// ggml's flash-attention kernel is the slower one.
 func TestEncoderMatchesLlamaCppClip(t *testing.T) {
 	cases := []struct {
 		preset string
 		tol    float64
+		modes  []bridge.FlashMode
 	}{
-		{"tiny", 1e-3}, // f32 weights
-		{"mid", 5e-3},  // CLIP-L widths, f16 weights
+		{"tiny", 1e-3, []bridge.FlashMode{bridge.FlashAuto, bridge.FlashOn}}, // f32 weights
+		{"mid", 5e-3, []bridge.FlashMode{bridge.FlashAuto}},                  // CLIP-L widths, f16 weights
 	}
 	for _, tc := range cases {
 		t.Run(tc.preset, func(t *testing.T) {
@@ -66,23 +70,32 @@ func TestEncoderMatchesLlamaCppClip(t *testing.T) {
 				emulator.Skip(t, "CLIP-L widths in f16 (4 encodes of 577 tokens) take over 30 minutes under qemu, whose fp16 arithmetic is software; the tiny case runs the same graph")
 			}
 			_, mm := fixture.Pair(t, tc.preset)
-			clip, err := bridge.OpenClip(mm, false, -1)
-			require.NoError(t, err)
-			defer clip.Close()
-			enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1})
-			require.NoError(t, err)
-			defer enc.Close()
-			in := enc.Info()
-			require.Equal(t, clip.NEmbd(), in.ProjDim)
-			require.Equal(t, clip.NTokens(in.ImageSize, in.ImageSize), in.NPatches)
-			for seed := uint64(1); seed <= 2; seed++ {
-				img := preprocessed(t, clip, 500, 375, seed)
-				want, err := clip.Encode(img, 2)
+			for _, fa := range tc.modes {
+				enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1, FlashAttn: fa})
 				require.NoError(t, err)
-				got := encode(t, enc, img)
-				e := relErr(t, got.Embd, want)
-				t.Logf("%s seed %d: embeddings max rel err %.2e (flash attention %v)", tc.preset, seed, e, in.FlashAttn)
-				assert.LessOrEqual(t, e, tc.tol)
+				in := enc.Info()
+				if fa == bridge.FlashAuto {
+					assert.False(t, in.FlashAttn, "auto on the CPU: plain attention for CLIP")
+				}
+				clipFA := 0
+				if in.FlashAttn {
+					clipFA = 1
+				}
+				clip, err := bridge.OpenClip(mm, false, clipFA)
+				require.NoError(t, err)
+				require.Equal(t, clip.NEmbd(), in.ProjDim)
+				require.Equal(t, clip.NTokens(in.ImageSize, in.ImageSize), in.NPatches)
+				for seed := uint64(1); seed <= 2; seed++ {
+					img := preprocessed(t, clip, 500, 375, seed)
+					want, err := clip.Encode(img, 2)
+					require.NoError(t, err)
+					got := encode(t, enc, img)
+					e := relErr(t, got.Embd, want)
+					t.Logf("%s seed %d: embeddings max rel err %.2e (flash attention %v in both)", tc.preset, seed, e, in.FlashAttn)
+					assert.LessOrEqual(t, e, tc.tol)
+				}
+				clip.Close()
+				enc.Close()
 			}
 		})
 	}
@@ -196,7 +209,7 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 						// rounded to f16 (as in llama.cpp's clip), which the f64
 						// reference does not mimic; the score arithmetic itself is
 						// checked at full precision with it off.
-						tol := 1e-4
+						tol := exactTol()
 						if in.FlashAttn {
 							tol = 2e-2
 						}
@@ -207,7 +220,7 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 					if in.FlashAttn {
 						assert.LessOrEqual(t, e, 2e-2)
 					} else {
-						assert.LessOrEqual(t, e, 1e-3)
+						assert.LessOrEqual(t, e, math.Max(1e-3, exactTol()))
 					}
 				}
 			}
@@ -226,6 +239,19 @@ func TestEncoderMatchesReferenceForward(t *testing.T) {
 			assert.Greater(t, math.Abs(c.Embd[0][0]-r.Embd[0][0])+math.Abs(c.Embd[100][3]-r.Embd[100][3]), 1e-4)
 		})
 	}
+}
+
+// exactTol bounds f32-weight arithmetic against the f64 reference. The
+// tiny files store the patch embedding in f16, and on arm64 with the fp16
+// extension (make cross-test's -march, every Apple chip) ggml's f16 dot
+// product accumulates in f16 (vfmaq_f16 in simd-mappings.h), where x86
+// widens to f32 first; llama.cpp's clip shares that, and measured 6e-4 to
+// 7e-4 there under qemu.
+func exactTol() float64 {
+	if runtime.GOARCH == "arm64" {
+		return 2e-3
+	}
+	return 1e-4
 }
 
 func flatten(rows [][]float64) []float32 {

@@ -381,6 +381,12 @@ public:
     // The deep block's MLP, the post-norm and the projector: the ops build
     // runs after the deep block's attention, for n_rows rows of its output.
     bool splits() const override { return true; }
+    // At CLIP's token counts (577 a view) ggml's CPU flash-attention kernel,
+    // one query row at a time with a scalar exp per score, is slower than
+    // the two batched matmuls, whose probabilities the probed blocks need
+    // anyway: CLIP-L encodes about 9% faster without it (AMD EPYC znver3,
+    // 2 threads; make bench's flash line). The matrix is 21 MiB a block.
+    bool flash_on_cpu() const override { return false; }
     ggml_tensor * build_tail(ggml_context * ctx0, ggml_cgraph * gf, int n_rows) const override {
         ggml_tensor * x = ggml_new_tensor_2d(ctx0, GGML_TYPE_F32, n_embd_, n_rows);
         ggml_set_name(x, "tail_in");

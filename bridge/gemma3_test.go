@@ -258,7 +258,7 @@ func TestGemma3NonCausalImageTokens(t *testing.T) {
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
 	require.NoError(t, err)
 	defer m.Close()
-	x, err := bridge.OpenMtmd(mm, m, 2, false)
+	x, err := bridge.OpenMtmd(mm, m, bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer x.Close()
 	enc, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 2, FlashAttn: bridge.FlashOff})

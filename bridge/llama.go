@@ -279,6 +279,18 @@ const (
 	FlashAttnOff
 )
 
+func (f FlashAttn) String() string {
+	switch f {
+	case FlashAttnAuto:
+		return "auto"
+	case FlashAttnOn:
+		return "on"
+	case FlashAttnOff:
+		return "off"
+	}
+	return fmt.Sprintf("FlashAttn(%d)", int(f))
+}
+
 // ContextParams configure NewContext.
 type ContextParams struct {
 	NCtx      int // context length; 0 = 4096 capped at the training length

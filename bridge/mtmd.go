@@ -32,8 +32,17 @@ type Mtmd struct {
 // MtmdMarker is the text marker mtmd replaces with an image.
 func MtmdMarker() string { return C.GoString(C.mtmd_default_marker()) }
 
+// MtmdParams configures OpenMtmd; the zero value is llama.cpp's default
+// (4 threads, the CPU). Flash attention is not among them: the pinned mtmd
+// ignores mtmd_context_params.flash_attn_type and always runs clip on
+// "auto" (on where the device supports it).
+type MtmdParams struct {
+	Threads int  // encoder threads; <= 0 keeps mtmd's default
+	UseGPU  bool // run clip on a GPU ggml has registered
+}
+
 // OpenMtmd loads an mmproj for model m with llama.cpp's mtmd.
-func OpenMtmd(mmproj string, m *Model, threads int, useGPU bool) (*Mtmd, error) {
+func OpenMtmd(mmproj string, m *Model, mp MtmdParams) (*Mtmd, error) {
 	Init()
 	if err := checkGGUF(mmproj, "mmproj"); err != nil {
 		return nil, err
@@ -42,10 +51,10 @@ func OpenMtmd(mmproj string, m *Model, threads int, useGPU bool) (*Mtmd, error) 
 		return nil, err
 	}
 	p := C.mtmd_context_params_default()
-	p.use_gpu = C.bool(useGPU)
+	p.use_gpu = C.bool(mp.UseGPU)
 	p.print_timings = false
-	if threads > 0 {
-		p.n_threads = C.int(threads)
+	if mp.Threads > 0 {
+		p.n_threads = C.int(mp.Threads)
 	}
 	p.warmup = true
 	cpath := C.CString(mmproj)

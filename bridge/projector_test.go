@@ -87,7 +87,7 @@ func TestJanusProThroughMtmd(t *testing.T) {
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
 	require.NoError(t, err)
 	defer m.Close()
-	x, err := bridge.OpenMtmd(mm, m, 2, false)
+	x, err := bridge.OpenMtmd(mm, m, bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer x.Close()
 	assert.True(t, x.SupportsVision())
@@ -181,13 +181,13 @@ func TestOpenMtmdChecksHeader(t *testing.T) {
 	m, err := bridge.LoadModel(lm, bridge.ModelParams{})
 	require.NoError(t, err)
 	defer m.Close()
-	_, err = bridge.OpenMtmd(bad, m, 2, false)
+	_, err = bridge.OpenMtmd(bad, m, bridge.MtmdParams{Threads: 2})
 	assert.ErrorIs(t, err, bridge.ErrFormat)
 	assert.ErrorContains(t, err, "clip.vision.image_mean")
 
 	// llama.cpp's own reason comes back in the error (not only in the log).
 	wrong := fixture.Mutate(t, mm, t.TempDir(), "notensor.gguf", fixture.Edit{Drop: []string{"mm.1.weight"}})
-	_, err = bridge.OpenMtmd(wrong, m, 2, false)
+	_, err = bridge.OpenMtmd(wrong, m, bridge.MtmdParams{Threads: 2})
 	assert.ErrorIs(t, err, bridge.ErrFormat)
 	assert.ErrorContains(t, err, "mm.1.weight")
 }

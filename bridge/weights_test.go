@@ -63,7 +63,9 @@ func TestEncoderWeightsMatchClipOnQuantizedFile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.quant, func(t *testing.T) {
 			qfile := quantizedCopy(t, mm, c, tc.quant)
-			clip, err := bridge.OpenClip(qfile, false, -1)
+			// clip without flash attention, as our encoder's "auto" runs CLIP
+			// on the CPU (TestEncoderMatchesLlamaCppClip covers both).
+			clip, err := bridge.OpenClip(qfile, false, 0)
 			require.NoError(t, err)
 			defer clip.Close()
 			conv, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1, Weights: tc.weights})

@@ -16,8 +16,13 @@ import (
 
 func openNeXT(t *testing.T, layout bridge.Layout) *llava.Pipeline {
 	t.Helper()
+	return openNeXTFlash(t, layout, llava.FlashAttnAuto)
+}
+
+func openNeXTFlash(t *testing.T, layout bridge.Layout, fa llava.FlashAttn) *llava.Pipeline {
+	t.Helper()
 	lm, mm := fixture.Pair(t, "tiny-next")
-	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout})
+	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout, EncoderFlashAttn: fa})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -38,9 +43,9 @@ func sessionCtx(t *testing.T, p *llava.Pipeline, nCtx int) *llava.Session {
 // views), a 3 x 1 grid (4 views) and an image small enough for the base view
 // alone.
 func TestNeXTNoPruneMatchesMtmd(t *testing.T) {
-	p := openNeXT(t, bridge.LayoutLlamaCpp)
+	p := openNeXTFlash(t, bridge.LayoutLlamaCpp, llava.FlashAttnOn) // as mtmd's clip runs
 	_, mm := fixture.Pair(t, "tiny-next")
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer mt.Close()
 	ctx := context.Background()

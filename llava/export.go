@@ -24,18 +24,35 @@ const (
 	// depth LLaVA selects: what the models were trained with (the default).
 	LayoutCLSFirst = bridge.LayoutCLSFirst
 	// LayoutLlamaCpp reproduces the pinned llama.cpp's clip bit for bit,
-	// its token order and one block short included.
+	// its token order and one block short included (with
+	// Config.EncoderFlashAttn FlashAttnOn on the CPU, as clip runs it).
 	LayoutLlamaCpp = bridge.LayoutLlamaCpp
 )
 
-// FlashAttn chooses llama.cpp's flash attention (SessionConfig.FlashAttn).
+// FlashAttn chooses flash attention: llama.cpp's in the LM
+// (SessionConfig.FlashAttn), ours in the vision encoder
+// (Config.EncoderFlashAttn).
 type FlashAttn = bridge.FlashAttn
 
 const (
-	FlashAttnAuto = bridge.FlashAttnAuto // llama.cpp decides
+	FlashAttnAuto = bridge.FlashAttnAuto // llama.cpp decides; in the encoder, see Config.EncoderFlashAttn
 	FlashAttnOn   = bridge.FlashAttnOn
 	FlashAttnOff  = bridge.FlashAttnOff
 )
+
+// ParseFlashAttn reads a flash-attention setting as llama.cpp's -fa
+// spells it: "auto", "on" or "off".
+func ParseFlashAttn(s string) (FlashAttn, error) {
+	switch s {
+	case "auto":
+		return FlashAttnAuto, nil
+	case "on":
+		return FlashAttnOn, nil
+	case "off":
+		return FlashAttnOff, nil
+	}
+	return 0, &OptionError{"encoder-flash-attn", s, "want auto, on or off"}
+}
 
 // ErrContextFull means a message or an answer does not fit the session's
 // context: Reset the session or open one with a larger SessionConfig.NCtx.

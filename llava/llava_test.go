@@ -22,8 +22,16 @@ const question = "What is in the picture?"
 
 func open(t *testing.T, layout bridge.Layout) *llava.Pipeline {
 	t.Helper()
+	return openFlash(t, layout, llava.FlashAttnAuto)
+}
+
+// openFlash opens the tiny pair with the encoder's flash attention set:
+// FlashAttnOn is what llama.cpp's mtmd runs on the CPU, for bit-level
+// comparisons with it.
+func openFlash(t *testing.T, layout bridge.Layout, fa llava.FlashAttn) *llava.Pipeline {
+	t.Helper()
 	lm, mm := fixture.Pair(t, "tiny")
-	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout})
+	p, err := llava.Open(context.Background(), llava.Config{Model: lm, MMProj: mm, Threads: 2, Layout: layout, EncoderFlashAttn: fa})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -108,9 +116,10 @@ func relErr(a, b []float32) float64 {
 
 // With pruning off, our path and llama.cpp's own mtmd path agree: same
 // prompt tokens, same first-token logits, same greedy answer. Our encoder
-// runs in llama.cpp's token layout here, the one mtmd's clip uses.
+// runs in llama.cpp's token layout and with flash attention here, as
+// mtmd's clip does.
 func TestNoPruneMatchesMtmd(t *testing.T) {
-	p := open(t, bridge.LayoutLlamaCpp)
+	p := openFlash(t, bridge.LayoutLlamaCpp, llava.FlashAttnOn)
 	img := image(t, p, 3)
 	ctx := context.Background()
 
@@ -128,7 +137,7 @@ func TestNoPruneMatchesMtmd(t *testing.T) {
 	require.NoError(t, err)
 	defer lctx.Close()
 	_, mm := fixture.Pair(t, "tiny")
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer mt.Close()
 	ch, err := mt.Tokenize("USER: "+bridge.MtmdMarker()+"\n"+question+" ASSISTANT:", []*imageprep.RGB{img.RGB}, true)

@@ -93,7 +93,7 @@ func (p *Pipeline) CheckPruning(o Options) error {
 // the instrumented encoder does not run.
 func (p *Pipeline) openMtmd() error {
 	t0 := time.Now()
-	x, err := bridge.OpenMtmd(p.cfg.MMProj, p.model, p.cfg.Threads, p.cfg.EncoderGPU)
+	x, err := bridge.OpenMtmd(p.cfg.MMProj, p.model, bridge.MtmdParams{Threads: p.cfg.Threads, UseGPU: p.cfg.EncoderGPU})
 	if err != nil {
 		return fmt.Errorf("projector type %s: %w", p.Projector(), err)
 	}

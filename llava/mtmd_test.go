@@ -81,7 +81,7 @@ func TestMtmdSessionMatchesMtmd(t *testing.T) {
 	ours := s.Context().Logits()
 
 	_, mm := fixture.Janus(t)
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer mt.Close()
 	ref, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: 2048, Threads: 2})
@@ -125,7 +125,7 @@ func TestMtmdSessionMultiTurn(t *testing.T) {
 	ours := s.Context().Logits()
 
 	_, mm := fixture.Janus(t)
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	defer mt.Close()
 	ref, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: 2048, Threads: 2})

@@ -51,7 +51,7 @@ func qwenImage(t *testing.T, w, h int, seed uint64) *llava.Image {
 // is the pipeline's mmproj.
 func mtmdEval(t *testing.T, p *llava.Pipeline, mm string, nCtx int, prompt string, imgs ...*llava.Image) (*bridge.Context, int, *bridge.MtmdChunks) {
 	t.Helper()
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 2, false)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 2})
 	require.NoError(t, err)
 	t.Cleanup(mt.Close)
 	ref, err := bridge.NewContext(p.Model(), bridge.ContextParams{NCtx: nCtx, Threads: 2})

@@ -51,6 +51,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type options struct {
 	model, mmproj, prompt, pruneMethod, saveMask, template, layout, encoderType string
+	encoderFA                                                                   string
+	encoderFlash                                                                llava.FlashAttn // encoderFA, parsed by validate
 	images                                                                      stringList
 	nPredict, nCtx, threads, nBatch, ngl, keep, objectLayer, topK               int
 	keepRatio, alpha                                                            float64
@@ -95,7 +97,8 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.Float64Var(&o.alpha, "alpha", llava.DefaultAlpha, "HiPrune anchor fraction, in [0,1]")
 	fs.IntVar(&o.objectLayer, "object-layer", llava.DefaultObjectLayer, "encoder block (1-based) whose attention picks the anchors (16 for Qwen2.5-VL, 13 for Gemma 3 when not given)")
 	fs.StringVar(&o.encoderType, "encoder-type", "", "vision encoder matrix weights: f16, q8_0 or q4_0, converted at load (default: as stored in the mmproj)")
-	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp)")
+	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp, with --encoder-flash-attn on)")
+	fs.StringVar(&o.encoderFA, "encoder-flash-attn", "auto", "vision encoder flash attention: auto (on where the device supports it, off for CLIP on the CPU, where it is slower), on or off")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
 	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file` (LLaVA-NeXT: base view and tiles side by side; Qwen2.5-VL: its resized image's 28 px tokens)")
@@ -162,6 +165,9 @@ func (o *options) validate() (llava.Options, llava.GenOptions, llava.Layout, err
 		return po, g, 0, usagef("--keep and --keep-ratio are exclusive")
 	}
 	if err := llava.CheckEncoderWeights(o.encoderType); err != nil {
+		return po, g, 0, flagError(err)
+	}
+	if o.encoderFlash, err = llava.ParseFlashAttn(o.encoderFA); err != nil {
 		return po, g, 0, flagError(err)
 	}
 	// In the library 0 means "the default"; given as a flag it is a mistake.
@@ -317,7 +323,7 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
 	p, err := llava.Open(ctx, llava.Config{
 		Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
-		Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType, Logger: log,
+		Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType, EncoderFlashAttn: o.encoderFlash, Logger: log,
 	})
 	if oe := (*llava.OptionError)(nil); errors.As(err, &oe) {
 		// --encoder-type with a family mtmd runs: found once the files are read

@@ -212,6 +212,7 @@ func TestOneShot(t *testing.T) {
 	tm := parseTimings(t, r.stderr)
 	require.Len(t, tm, 1, "stderr:\n%s", r.stderr)
 	assert.Contains(t, r.stderr, "image_tokens=576->64")
+	assert.Contains(t, r.stderr, "flash_attn=false", "auto: plain attention for CLIP on the CPU")
 	assert.Equal(t, "hiprune", tm[0].prune)
 	assert.Equal(t, 576, tm[0].before)
 	assert.Equal(t, 64, tm[0].after)
@@ -237,11 +238,12 @@ func TestOneShot(t *testing.T) {
 		assert.Equal(t, turnCells(tm[0]), tm[0].kvCells)
 	})
 
-	t.Run("encoder-type q8_0", func(t *testing.T) {
-		r := runChat(t, "", args("--temp", "0", "--keep", "64", "--encoder-type", "q8_0")...)
+	t.Run("encoder-type q8_0, flash attention on", func(t *testing.T) {
+		r := runChat(t, "", args("--temp", "0", "--keep", "64", "--encoder-type", "q8_0", "--encoder-flash-attn", "on")...)
 		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
 		assertAnswerOnly(t, r.stdout)
 		assert.Contains(t, r.stderr, "weights=q8_0")
+		assert.Contains(t, r.stderr, "flash_attn=true")
 		assert.Contains(t, r.stderr, "image_tokens=576->64")
 	})
 
@@ -381,6 +383,7 @@ func TestBadInput(t *testing.T) {
 		{"object layer past the depth", withImage(e.img, "--object-layer", "99"), 1, []string{"99", "12"}},
 		{"alpha 2", []string{"-m", e.lm, "--alpha", "2", "-p", "hi"}, 2, []string{"--alpha 2"}},
 		{"encoder-type bogus", withImage(e.img, "--encoder-type", "q5_k"), 2, []string{"--encoder-type q5_k", "q8_0"}},
+		{"encoder-flash-attn bogus", withImage(e.img, "--encoder-flash-attn", "yes"), 2, []string{"--encoder-flash-attn yes", "auto, on or off"}},
 		{"unknown flag", []string{"-m", e.lm, "--bogus", "-p", "hi"}, 2, []string{"-bogus"}},
 		{"missing -m", []string{"-p", "hi"}, 2, []string{"-m"}},
 		// The mask is written after the answer: its folder is checked first.

@@ -114,4 +114,7 @@ func TestUnprunedEncoderType(t *testing.T) {
 	e := setupJanus(t)
 	r := runChat(t, "", "-m", e.lm, "--mmproj", e.mm, "--image", e.img, "-p", "hi", "-n", "2", "--encoder-type", "q8_0")
 	assertFails(t, r, 1, "--encoder-type q8_0", "mtmd")
+	// Likewise flash attention: the pinned mtmd runs its clip on auto.
+	r = runChat(t, "", "-m", e.lm, "--mmproj", e.mm, "--image", e.img, "-p", "hi", "-n", "2", "--encoder-flash-attn", "off")
+	assertFails(t, r, 1, "--encoder-flash-attn off", "mtmd")
 }

@@ -188,7 +188,9 @@ func overlap(a, b []int) int {
 func openPipeline(t *testing.T, onGPU bool) *llava.Pipeline {
 	t.Helper()
 	lm, mm := fixture.Pair(t, "tiny")
-	cfg := llava.Config{Model: lm, MMProj: mm, Threads: 4, Layout: bridge.LayoutLlamaCpp}
+	// Flash attention on in the encoder, as mtmd's clip runs it on every
+	// device (our CPU default for CLIP is off).
+	cfg := llava.Config{Model: lm, MMProj: mm, Threads: 4, Layout: bridge.LayoutLlamaCpp, EncoderFlashAttn: llava.FlashAttnOn}
 	if onGPU {
 		cfg.GPULayers, cfg.EncoderGPU = gpuLayers, true
 	}
@@ -229,7 +231,7 @@ func theirs(t *testing.T, p *llava.Pipeline, img *llava.Image, onGPU bool) turnR
 	require.NoError(t, err)
 	defer lctx.Close()
 	_, mm := fixture.Pair(t, "tiny")
-	mt, err := bridge.OpenMtmd(mm, p.Model(), 4, onGPU)
+	mt, err := bridge.OpenMtmd(mm, p.Model(), bridge.MtmdParams{Threads: 4, UseGPU: onGPU})
 	require.NoError(t, err)
 	defer mt.Close()
 	ch, err := mt.Tokenize("USER: "+bridge.MtmdMarker()+"\n"+question+" ASSISTANT:", []*imageprep.RGB{img.RGB}, true)

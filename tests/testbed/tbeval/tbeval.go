@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer pipeL.Close()
 		defer sessL.Close()
-		mt, err = bridge.OpenMtmd(cfg.MMProj, pipe.Model(), cfg.Threads, false)
+		mt, err = bridge.OpenMtmd(cfg.MMProj, pipe.Model(), bridge.MtmdParams{Threads: cfg.Threads})
 		if err != nil {
 			return nil, fmt.Errorf("opening mtmd: %w", err)
 		}
