@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/tests/emulator"
 )
 
 // quickScenes is the make-test subset: about 200 held-out questions.
@@ -22,6 +24,8 @@ const quickScenes = 48
 // the grid must not trail uniform at the same budget by more than the 95%
 // interval of their difference (on the full set: 0.481 against 0.488).
 func TestQuickAccuracy(t *testing.T) {
+	emulator.Skip(t, "about 200 questions through the trained testbed pair, 5 minutes natively, would take hours under qemu; "+
+		"an accuracy bar is a property of the model, and the pipeline's arithmetic on arm64 is checked against llama.cpp by the llava and chat tests")
 	cfg := DefaultConfig()
 	cfg.Quick = true
 	cfg.Scenes = quickScenes
