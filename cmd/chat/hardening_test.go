@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hiprune/hiprune-go/tests/emulator"
 )
 
 func fileHash(t *testing.T, path string) [32]byte {
@@ -78,7 +80,9 @@ func TestNonRegularInputsDoNotBlock(t *testing.T) {
 func TestThreadsCapped(t *testing.T) {
 	e := setup(t)
 	n := runtime.NumCPU()
-	for _, threads := range []int{n + 1, 1000, 1 << 20} {
+	counts := emulator.Cases(t, []int{n + 1, 1000, 1 << 20}, func(c int) bool { return c == n+1 },
+		"each case is a whole image turn (minutes under qemu) through the same cap")
+	for _, threads := range counts {
 		r := runChat(t, "", "-m", e.lm, "--mmproj", e.mm, "--image", e.img, "-p", "hi", "-n", "2", "--temp", "0",
 			"-t", fmt.Sprint(threads))
 		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 )
 
@@ -33,9 +34,13 @@ func TestNeXTOneShot(t *testing.T) {
 	mask := decodePNG(t, out)
 	assert.Equal(t, image.Rect(0, 0, 2*500+imageprep.MaskGap, 300), mask.Bounds())
 
-	r = runChat(t, "", args("--keep", "320")...)
-	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
-	assert.Contains(t, r.stderr, "image_tokens=1560->320")
+	if emulator.Active() {
+		t.Log("under emulation, no --keep 320 turn: another whole NeXT turn (minutes under qemu) through the budget path the default just took")
+	} else {
+		r = runChat(t, "", args("--keep", "320")...)
+		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+		assert.Contains(t, r.stderr, "image_tokens=1560->320")
+	}
 
 	r = runChat(t, "", args("--prune", "none", "--clip-layout", "llama.cpp")...)
 	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)

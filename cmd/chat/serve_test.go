@@ -819,7 +819,10 @@ func serveBinary(t *testing.T, args ...string) (string, *exec.Cmd, *lockedBuffer
 // finishes (or, past a zero grace period, ends with an error event) and
 // the process exits 0.
 func TestServeBinary(t *testing.T) {
-	url, cmd, stderr := serveBinary(t, "--keep", "24", "-n", "4")
+	// The default grace (10 s) is for native speed; the 600-token stream
+	// below must fit it under emulation too.
+	grace := emulator.Timeout(10 * time.Second).String()
+	url, cmd, stderr := serveBinary(t, "--keep", "24", "-n", "4", "--shutdown-timeout", grace)
 	code, models := getJSON(t, url+"/v1/models")
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "tiny-lm.gguf", models["data"].([]any)[0].(map[string]any)["id"])
@@ -832,7 +835,7 @@ func TestServeBinary(t *testing.T) {
 	defer resp.Body.Close()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	tail, _ := io.ReadAll(rest)
-	assert.True(t, strings.HasSuffix(string(tail), "data: [DONE]\n\n"), "the in-flight stream did not finish: %q", tail)
+	assert.True(t, strings.HasSuffix(string(tail), "data: [DONE]\n\n"), "the in-flight stream did not finish: ...%q", tail[max(0, len(tail)-300):])
 	require.NoError(t, cmd.Wait(), "stderr:\n%s", stderr)
 	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
 	assert.Contains(t, stderr.String(), "chat: shutting down")
@@ -922,7 +925,7 @@ func TestServeOpenAINodeClient(t *testing.T) {
 	dir := openaiClientDir(t)
 	cfg, _ := serveConfig(t, "--alias", "tiny")
 	url := startServer(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), emulator.Timeout(2*time.Minute))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "client.mjs", url+"/v1", dataURI("image/png", imagePNG(t, 6)))
 	cmd.Dir = dir
