@@ -206,7 +206,7 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	}
 	of, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, FlashAttn: other})
 	if err != nil {
-		return res, fmt.Errorf("opening the encoder with flash attention %v: %w", other == bridge.FlashOn, err)
+		return res, fmt.Errorf("opening the encoder with flash attention %v: %w", other, err)
 	}
 	defer of.Close()
 	res.OtherFlashOn = of.Info().FlashAttn

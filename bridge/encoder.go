@@ -43,17 +43,18 @@ func (l Layout) String() string {
 	return fmt.Sprintf("Layout(%d)", int(l))
 }
 
-// FlashMode selects flash attention for the encoder's non-probed layers.
-type FlashMode int
+// FlashMode selects flash attention for the encoder's non-probed layers:
+// the LM's switch (FlashAttn), one set of values for both.
+type FlashMode = FlashAttn
 
 const (
 	// FlashAuto is on where the device supports it, as in llama.cpp's
 	// clip, except for CLIP encoders (LLaVA) on the CPU: there ggml's
 	// flash-attention kernel is slower than plain attention at 577 tokens
 	// (Info().FlashAttn says what was chosen).
-	FlashAuto FlashMode = iota
-	FlashOn
-	FlashOff
+	FlashAuto = FlashAttnAuto
+	FlashOn   = FlashAttnOn
+	FlashOff  = FlashAttnOff
 )
 
 // Weights is the type an encoder's 2-D matrix weights (attention, MLP,

@@ -31,6 +31,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -279,17 +280,24 @@ const (
 	FlashAttnOff
 )
 
+// flashAttnNames are the FlashAttn values as llama.cpp's -fa spells them.
+var flashAttnNames = [...]string{FlashAttnAuto: "auto", FlashAttnOn: "on", FlashAttnOff: "off"}
+
 func (f FlashAttn) String() string {
-	switch f {
-	case FlashAttnAuto:
-		return "auto"
-	case FlashAttnOn:
-		return "on"
-	case FlashAttnOff:
-		return "off"
+	if f.Valid() {
+		return flashAttnNames[f]
 	}
 	return fmt.Sprintf("FlashAttn(%d)", int(f))
 }
+
+// ParseFlashAttn reads a FlashAttn by name: "auto", "on" or "off".
+func ParseFlashAttn(s string) (FlashAttn, bool) {
+	i := slices.Index(flashAttnNames[:], s)
+	return FlashAttn(max(i, 0)), i >= 0
+}
+
+// Valid reports whether f is one of the three settings.
+func (f FlashAttn) Valid() bool { return f >= 0 && int(f) < len(flashAttnNames) }
 
 // ContextParams configure NewContext.
 type ContextParams struct {

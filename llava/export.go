@@ -43,13 +43,8 @@ const (
 // ParseFlashAttn reads a flash-attention setting as llama.cpp's -fa
 // spells it: "auto", "on" or "off".
 func ParseFlashAttn(s string) (FlashAttn, error) {
-	switch s {
-	case "auto":
-		return FlashAttnAuto, nil
-	case "on":
-		return FlashAttnOn, nil
-	case "off":
-		return FlashAttnOff, nil
+	if f, ok := bridge.ParseFlashAttn(s); ok {
+		return f, nil
 	}
 	return 0, &OptionError{"encoder-flash-attn", s, "want auto, on or off"}
 }

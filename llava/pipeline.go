@@ -83,17 +83,6 @@ func encoderWeights(s string) (bridge.Weights, error) {
 	return w, nil
 }
 
-// encoderFlash maps the LM's flash-attention setting onto the encoder's.
-func encoderFlash(f FlashAttn) bridge.FlashMode {
-	switch f {
-	case FlashAttnOn:
-		return bridge.FlashOn
-	case FlashAttnOff:
-		return bridge.FlashOff
-	}
-	return bridge.FlashAuto
-}
-
 // Pipeline is a loaded model pair.
 type Pipeline struct {
 	bufs    sync.Pool // *bridge.Encoding buffers, reused across images
@@ -165,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Model == "" {
 		return nil, fmt.Errorf("model: no path given: %w", ErrOptions)
 	}
-	if cfg.EncoderFlashAttn < FlashAttnAuto || cfg.EncoderFlashAttn > FlashAttnOff {
+	if !cfg.EncoderFlashAttn.Valid() {
 		return nil, &OptionError{"encoder-flash-attn", cfg.EncoderFlashAttn, "want auto, on or off"}
 	}
 	weights, err := encoderWeights(cfg.EncoderWeights)
@@ -229,7 +218,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		t1 := time.Now()
 		enc, err := bridge.OpenEncoder(cfg.MMProj, bridge.EncoderParams{
 			ObjectLayer: cfg.ObjectLayer, Layout: cfg.Layout, UseGPU: cfg.EncoderGPU, Threads: cfg.Threads,
-			Weights: weights, FlashAttn: encoderFlash(cfg.EncoderFlashAttn),
+			Weights: weights, FlashAttn: cfg.EncoderFlashAttn,
 		})
 		if err != nil {
 			m.Close()
