@@ -25,7 +25,12 @@ THIRD_PARTY_INCLUDE ?= $(HOME)/.cache/hiprune-go/include
 export CGO_ENABLED := 1
 export CGO_CFLAGS := $(CPU_FLAGS)
 export CGO_CXXFLAGS := $(CPU_FLAGS)
-export CGO_CPPFLAGS := -I$(THIRD_PARTY_INCLUDE)
+# ggml's repacked weight layouts (Q4_0, Q4_K, IQ4_NL interleaved for the
+# CPU's int8 dot products: AVX2, arm64 dotprod/i8mm), which llama.cpp's own
+# CMake build turns on by default (GGML_CPU_REPACK) and ollama's cgo build
+# leaves out. GGML_CPU_REPACK=0 builds without them.
+GGML_CPU_REPACK ?= 1
+export CGO_CPPFLAGS := -I$(THIRD_PARTY_INCLUDE)$(if $(filter 1,$(GGML_CPU_REPACK)), -DGGML_USE_CPU_REPACK)
 
 # Generated models live outside the repository.
 MODELS_DIR ?= $(HOME)/.cache/hiprune-go/models

@@ -65,6 +65,8 @@ type options struct {
 	turn2Only bool
 	encOnly   bool
 	q8        bool
+	noRepack  bool // -no-repack: every weight in ggml's plain CPU buffer
+	repackRow bool // -repack-row: row none-norepack
 	model     string
 	runs      int
 	encRuns   int
@@ -131,6 +133,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "sample image seed")
 	fs.BoolVar(&o.turn2Only, "turn2-only", false, "measure only turn 2 of a resent conversation (none and hiprune-64), no JSON")
 	fs.BoolVar(&o.q8, "q8", true, "LLaVA presets: also time our encoder with q8_0 weights (--encoder-type q8_0), alone and as row hiprune-64-q8")
+	fs.BoolVar(&o.noRepack, "no-repack", false, "keep every weight, the LM's and our encoders', in ggml's plain CPU buffer (chat --no-repack; llama.cpp's clip always does)")
+	fs.BoolVar(&o.repackRow, "repack-row", true, "also run row "+plainName+": none with every weight in ggml's plain CPU buffer (a second copy of the LM), to time ggml's repacked weights side by side")
 	fs.BoolVar(&o.encOnly, "encoder-only", false, "measure only the encoders (ours whole, ours as HiPrune N' = 64 runs it, clip), no JSON")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging: llama.cpp's logs and each run's answer")
 	fs.IntVar(&o.ngl, "ngl", 0, "LM layers offloaded to a GPU, as llama.cpp's -ngl (99: all), for every configuration")

@@ -30,8 +30,14 @@ type bench struct {
 	// unless o.q8 and a LLaVA encoder).
 	pipeQ8 *llava.Pipeline
 	sessQ8 *llava.Session
-	mtmd   *bridge.Mtmd
-	img    *llava.Image
+	// pipePlain and sessPlain: the same pipeline with every weight in
+	// ggml's plain CPU buffer (--no-repack), for row none-norepack (nil
+	// with -no-repack, without -repack-row, or where the CPU backend has
+	// no extra buffer types).
+	pipePlain *llava.Pipeline
+	sessPlain *llava.Session
+	mtmd      *bridge.Mtmd
+	img       *llava.Image
 	// warmImg warms the encoders and the LM up untimed: the sample image,
 	// or for Qwen2.5-VL a small one (a 1,369-token encode of the 3B tower
 	// takes minutes on 2 cores, and the warm-up only needs to touch the
@@ -46,7 +52,7 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 	b := &bench{o: o, log: log, mmPath: mmPath}
 	t0 := time.Now()
 	pipe, err := llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads,
-		GPULayers: o.ngl, EncoderGPU: o.encoderGPU})
+		GPULayers: o.ngl, EncoderGPU: o.encoderGPU, NoRepack: o.noRepack})
 	if err != nil {
 		return nil, fmt.Errorf("opening the pipeline: %w", err)
 	}
@@ -62,18 +68,34 @@ func newBench(ctx context.Context, o *options, lmPath, mmPath string, rgb *image
 		"object_layer", in.ObjectLayer, "encoder_backend", in.Backend, "encoder_flash_attn", in.FlashAttn, "n_ctx", sess.Context().NCtx(),
 		"n_batch", sess.Context().NBatch(), "threads", o.threads, "s", secs(time.Since(t0)))
 
-	if o.q8 && in.Projector == "mlp" {
+	// Further pipelines over the same files, each with its own copy of the
+	// LM and a context like sess's.
+	extra := func(what string, cfg llava.Config) (*llava.Pipeline, *llava.Session, error) {
 		t1 := time.Now()
-		if b.pipeQ8, err = llava.Open(ctx, llava.Config{Model: lmPath, MMProj: mmPath, Threads: o.threads,
-			GPULayers: o.ngl, EncoderGPU: o.encoderGPU, EncoderWeights: "q8_0"}); err != nil {
-			b.close()
-			return nil, fmt.Errorf("opening the q8_0 pipeline: %w", err)
+		cfg.Model, cfg.MMProj, cfg.Threads, cfg.GPULayers, cfg.EncoderGPU = lmPath, mmPath, o.threads, o.ngl, o.encoderGPU
+		p, err := llava.Open(ctx, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the %s pipeline: %w", what, err)
 		}
-		if b.sessQ8, err = b.pipeQ8.NewSession(llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, FlashAttn: bridge.FlashAttnAuto, Template: "llava"}); err != nil {
-			b.close()
-			return nil, fmt.Errorf("creating the q8_0 pipeline's LM context: %w", err)
+		s, err := p.NewSession(llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, FlashAttn: bridge.FlashAttnAuto, Template: "llava"})
+		if err != nil {
+			p.Close()
+			return nil, nil, fmt.Errorf("creating the %s pipeline's LM context: %w", what, err)
 		}
-		log.Info("q8_0 pipeline ready", "weights", b.pipeQ8.Encoder().Info().WeightType, "s", secs(time.Since(t1)))
+		log.Info(what+" pipeline ready", "weights", p.Encoder().Info().WeightType, "s", secs(time.Since(t1)))
+		return p, s, nil
+	}
+	if o.q8 && in.Projector == "mlp" {
+		if b.pipeQ8, b.sessQ8, err = extra("q8_0", llava.Config{EncoderWeights: "q8_0", NoRepack: o.noRepack}); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	if o.repackRow && !o.noRepack && len(bridge.CPUExtraBuffers()) > 0 {
+		if b.pipePlain, b.sessPlain, err = extra("plain-weights", llava.Config{NoRepack: true}); err != nil {
+			b.close()
+			return nil, err
+		}
 	}
 
 	b.img = &llava.Image{Name: fmt.Sprintf("sample-%dx%d", rgb.W, rgb.H), RGB: rgb}
@@ -109,6 +131,12 @@ func (b *bench) close() {
 	if b.pipeQ8 != nil {
 		b.pipeQ8.Close()
 	}
+	if b.sessPlain != nil {
+		b.sessPlain.Close()
+	}
+	if b.pipePlain != nil {
+		b.pipePlain.Close()
+	}
 }
 
 // encoderResult is the encoder comparison: medians of alternated runs.
@@ -121,6 +149,12 @@ type encoderResult struct {
 	SplitMS []float64
 	// Q8MS: our encoder with q8_0 matrix weights, whole (empty without -q8).
 	Q8MS []float64
+	// Q4MS: with q4_0 matrix weights, whole, where the pipeline would put
+	// them (Q4Buffer: ggml's repacked layout on most CPUs); Q4PlainMS the
+	// same in ggml's plain buffer, when that is another place (both empty
+	// without -q8).
+	Q4MS, Q4PlainMS []float64
+	Q4Buffer        string
 	// OtherFlashMS: our encoder whole with the other flash-attention
 	// setting than the pipeline's; OtherFlashOn says which.
 	OtherFlashMS []float64
@@ -171,7 +205,7 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		// between its whole graph and the split one would rebuild and
 		// reallocate the graph at every switch, which the pipeline (always
 		// split) never does.
-		split, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU})
+		split, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, NoRepack: b.o.noRepack})
 		if err != nil {
 			return res, fmt.Errorf("opening the split encoder: %w", err)
 		}
@@ -196,6 +230,26 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		var qd *bridge.Encoding
 		impls["ours-q8_0"] = func() (err error) { qd, err = q8.Encode(qd, img, bridge.EncodeOptions{Threads: th}); return err }
 		names = append(names, "ours-q8_0")
+		// q4_0 where the pipeline puts it, and in the plain buffer, which
+		// is where llama.cpp's clip keeps any weights.
+		for _, plain := range []bool{b.o.noRepack, true} {
+			q4, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, Weights: bridge.WeightsQ4_0, NoRepack: plain})
+			if err != nil {
+				return res, fmt.Errorf("opening the q4_0 encoder: %w", err)
+			}
+			defer q4.Close()
+			name := "ours-q4_0"
+			if res.Q4Buffer == "" {
+				res.Q4Buffer = q4.Info().WeightBuffer
+			} else if q4.Info().WeightBuffer == res.Q4Buffer {
+				break
+			} else {
+				name = "ours-q4_0-plain"
+			}
+			var d *bridge.Encoding
+			impls[name] = func() (err error) { d, err = q4.Encode(d, img, bridge.EncodeOptions{Threads: th}); return err }
+			names = append(names, name)
+		}
 	}
 	// Our encoder whole with the other flash-attention setting than the
 	// pipeline's (auto: off for CLIP on the CPU, on on a GPU), to show
@@ -204,7 +258,7 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	if enc.Info().FlashAttn {
 		other = bridge.FlashOff
 	}
-	of, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, FlashAttn: other})
+	of, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, FlashAttn: other, NoRepack: b.o.noRepack})
 	if err != nil {
 		return res, fmt.Errorf("opening the encoder with flash attention %v: %w", other, err)
 	}
@@ -215,7 +269,7 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	names = append(names, "ours-otherflash")
 	b.log.Info("encoder comparison: warming up")
 	warm := []func() error{ours, theirs}
-	for _, n := range []string{"ours-split", "ours-q8_0", "ours-otherflash"} {
+	for _, n := range []string{"ours-split", "ours-q8_0", "ours-q4_0", "ours-q4_0-plain", "ours-otherflash"} {
 		if f := impls[n]; f != nil {
 			warm = append(warm, f)
 		}
@@ -259,6 +313,10 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 				res.SplitMS = append(res.SplitMS, d)
 			case "ours-q8_0":
 				res.Q8MS = append(res.Q8MS, d)
+			case "ours-q4_0":
+				res.Q4MS = append(res.Q4MS, d)
+			case "ours-q4_0-plain":
+				res.Q4PlainMS = append(res.Q4PlainMS, d)
 			case "ours-otherflash":
 				res.OtherFlashMS = append(res.OtherFlashMS, d)
 			default:
@@ -293,12 +351,15 @@ const nextTokens = 2880
 type config struct {
 	name string
 	mtmd bool
-	q8   bool // on the q8_0 pipeline
+	sess *llava.Session // another pipeline's (q8_0, plain weights); nil: the main one
 	opts llava.Options
 }
 
 func (b *bench) configs() []config {
 	cs := []config{{name: "mtmd", mtmd: true}, {name: "none", opts: llava.Options{Method: llava.MethodNone}}}
+	if b.sessPlain != nil {
+		cs = append(cs, config{name: plainName, sess: b.sessPlain, opts: llava.Options{Method: llava.MethodNone}})
+	}
 	for _, k := range b.o.keeps {
 		o := llava.Options{Method: llava.MethodHiPrune, Keep: k}
 		if b.o.next {
@@ -312,7 +373,7 @@ func (b *bench) configs() []config {
 		cs = append(cs, config{name: ratioName(r), opts: llava.Options{Method: llava.MethodHiPrune, KeepRatio: r}})
 	}
 	if b.pipeQ8 != nil && slices.Contains(b.o.keeps, q8Keep) {
-		cs = append(cs, config{name: q8Name, q8: true, opts: llava.Options{Method: llava.MethodHiPrune, Keep: q8Keep}})
+		cs = append(cs, config{name: q8Name, sess: b.sessQ8, opts: llava.Options{Method: llava.MethodHiPrune, Keep: q8Keep}})
 	}
 	return cs
 }
@@ -321,6 +382,10 @@ func (b *bench) configs() []config {
 const q8Keep = 64
 
 var q8Name = fmt.Sprintf("hiprune-%d-q8", q8Keep)
+
+// plainName is the row of the unpruned pipeline with its LM's weights in
+// ggml's plain buffer, as ollama's cgo build of llama.cpp keeps them.
+const plainName = "none-norepack"
 
 func ratioName(r float64) string { return fmt.Sprintf("hiprune-r%g", r) }
 
@@ -386,9 +451,12 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 	if err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	if b.sessQ8 != nil {
-		if _, err := b.runSession(ctx, b.sessQ8, b.warmImg, warm); err != nil {
-			return nil, fmt.Errorf("warm-up of the q8_0 pipeline: %w", err)
+	for _, s := range []*llava.Session{b.sessQ8, b.sessPlain} {
+		if s == nil {
+			continue
+		}
+		if _, err := b.runSession(ctx, s, b.warmImg, warm); err != nil {
+			return nil, fmt.Errorf("warm-up of a second pipeline: %w", err)
 		}
 	}
 	b.log.Info("warm-up", "image_tokens", w.ImageTokens, "encode_ms", fmt.Sprintf("%.0f", ms(w.Encode)),
@@ -417,8 +485,8 @@ func (b *bench) endToEnd(ctx context.Context) ([]rowSamples, error) {
 			switch {
 			case c.mtmd:
 				s, err = b.runMtmd(ctx)
-			case c.q8:
-				s, err = b.runSession(ctx, b.sessQ8, b.img, c.opts)
+			case c.sess != nil:
+				s, err = b.runSession(ctx, c.sess, b.img, c.opts)
 			default:
 				s, err = b.runOurs(ctx, b.img, c.opts)
 			}

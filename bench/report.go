@@ -81,6 +81,19 @@ type Report struct {
 	EncoderQ8MS     float64   `json:"encoder_q8_0_ms,omitempty"`
 	EncoderQ8Ratio  float64   `json:"encoder_q8_0_ratio,omitempty"`
 	EncoderQ8RunsMS []float64 `json:"encoder_q8_0_runs_ms,omitempty"`
+	// EncoderQ4MS is our encoder with q4_0 matrix weights (whole) in
+	// EncoderQ4Buffer, where the pipeline puts them ("CPU_REPACK" where
+	// ggml repacks q4_0 for the CPU), and EncoderQ4PlainMS the same in the
+	// plain buffer when that differs; ratios to EncoderOursMS.
+	EncoderQ4MS          float64   `json:"encoder_q4_0_ms,omitempty"`
+	EncoderQ4Ratio       float64   `json:"encoder_q4_0_ratio,omitempty"`
+	EncoderQ4Buffer      string    `json:"encoder_q4_0_buffer,omitempty"`
+	EncoderQ4RunsMS      []float64 `json:"encoder_q4_0_runs_ms,omitempty"`
+	EncoderQ4PlainMS     float64   `json:"encoder_q4_0_plain_ms,omitempty"`
+	EncoderQ4PlainRatio  float64   `json:"encoder_q4_0_plain_ratio,omitempty"`
+	EncoderQ4PlainRunsMS []float64 `json:"encoder_q4_0_plain_runs_ms,omitempty"`
+	// NoRepack: run with -no-repack (every weight in ggml's plain buffer).
+	NoRepack bool `json:"no_repack"`
 	// EncoderFlashAttn is the flash-attention setting our encoder chose
 	// (auto); EncoderOtherFlashMS is our encoder whole with the other one,
 	// and EncoderOtherFlashRatio its ratio to EncoderOursMS.
@@ -125,7 +138,7 @@ type prunedRow struct {
 
 func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSamples, pruned []prunedRow) *Report {
 	rep := &Report{
-		Model: o.model, CPU: cpuName(), CPUAMX: cpuHasFlag("amx_int8"), Device: o.device, Threads: o.threads,
+		Model: o.model, CPU: cpuName(), CPUAMX: cpuHasFlag("amx_int8"), Device: o.device, Threads: o.threads, NoRepack: o.noRepack,
 		EncoderOursMS: median(enc.OursMS), EncoderLlamaCppMS: median(enc.LlamaCppMS),
 		EncoderOursRunsMS: enc.OursMS, EncoderLCPPRunsMS: enc.LlamaCppMS,
 		Runs: o.runs, EncRuns: o.encRuns, NCtx: o.nCtx, NBatch: o.nBatch, NPredict: o.nPredict,
@@ -150,6 +163,14 @@ func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSample
 	if len(enc.Q8MS) > 0 && rep.EncoderOursMS > 0 {
 		rep.EncoderQ8MS, rep.EncoderQ8RunsMS = median(enc.Q8MS), enc.Q8MS
 		rep.EncoderQ8Ratio = rep.EncoderQ8MS / rep.EncoderOursMS
+	}
+	if len(enc.Q4MS) > 0 && rep.EncoderOursMS > 0 {
+		rep.EncoderQ4MS, rep.EncoderQ4RunsMS, rep.EncoderQ4Buffer = median(enc.Q4MS), enc.Q4MS, enc.Q4Buffer
+		rep.EncoderQ4Ratio = rep.EncoderQ4MS / rep.EncoderOursMS
+	}
+	if len(enc.Q4PlainMS) > 0 && rep.EncoderOursMS > 0 {
+		rep.EncoderQ4PlainMS, rep.EncoderQ4PlainRunsMS = median(enc.Q4PlainMS), enc.Q4PlainMS
+		rep.EncoderQ4PlainRatio = rep.EncoderQ4PlainMS / rep.EncoderOursMS
 	}
 	if len(enc.OtherFlashMS) > 0 && rep.EncoderOursMS > 0 {
 		rep.EncoderFlashAttn = !enc.OtherFlashOn
@@ -279,6 +300,9 @@ func (rep *Report) print(w io.Writer) {
 	if rep.Device != "" {
 		fmt.Fprintf(w, "GPU: %s\n\n", rep.Device)
 	}
+	if rep.NoRepack {
+		fmt.Fprintf(w, "-no-repack: every weight in ggml's plain CPU buffer\n\n")
+	}
 	if rep.ImageNote != "" {
 		fmt.Fprintf(w, "%s\n\n", rep.ImageNote)
 	}
@@ -319,6 +343,7 @@ func (rep *Report) printRows(w io.Writer) {
 			r.EncodeMS, r.SelectMS, r.PrefillMS, r.TTFTMS, r.DecodeTPS, r.KVImageMiB, r.TTFTRatio)
 	}
 	tw.Flush()
+	rep.printRepack(w)
 	rep.printEncoders(w)
 	if len(rep.Floors) > 0 {
 		fmt.Fprintln(w, "\nfloor = mtmd encode + our prefill of N' image tokens and the text:")
@@ -329,6 +354,26 @@ func (rep *Report) printRows(w io.Writer) {
 		}
 		tw.Flush()
 	}
+}
+
+// printRepack compares none with none-norepack: the LM's quantized
+// weights repacked by ggml (GGML_USE_CPU_REPACK) or in its plain buffer.
+func (rep *Report) printRepack(w io.Writer) {
+	var on, off *Row
+	for i := range rep.Rows {
+		switch rep.Rows[i].Config {
+		case "none":
+			on = &rep.Rows[i]
+		case plainName:
+			off = &rep.Rows[i]
+		}
+	}
+	if on == nil || off == nil || off.PrefillMS <= 0 || off.TTFTMS <= 0 || off.DecodeTPS <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nrepacked LM weights (none vs %s, same run): prefill %.0f vs %.0f ms (x%.3f), time to first token %.0f vs %.0f ms (x%.3f), decode %.2f vs %.2f tok/s (x%.3f)\n",
+		plainName, on.PrefillMS, off.PrefillMS, on.PrefillMS/off.PrefillMS, on.TTFTMS, off.TTFTMS, on.TTFTMS/off.TTFTMS,
+		on.DecodeTPS, off.DecodeTPS, on.DecodeTPS/off.DecodeTPS)
 }
 
 func okStr(ok bool) string {
@@ -418,6 +463,13 @@ func (rep *Report) printEncoders(w io.Writer) {
 		}
 		fmt.Fprintf(w, "encoder alone, medians: ours f16 %.0f ms / ours q8_0 %.0f ms (x%.3f) / llama.cpp clip f16 %.0f ms; %s, %s\n",
 			rep.EncoderOursMS, rep.EncoderQ8MS, rep.EncoderQ8Ratio, rep.EncoderLlamaCppMS, rep.CPU, amx)
+	}
+	if rep.EncoderQ4MS > 0 {
+		fmt.Fprintf(w, "encoder with q4_0 weights: in %s %.0f ms (x%.3f of f16)", rep.EncoderQ4Buffer, rep.EncoderQ4MS, rep.EncoderQ4Ratio)
+		if rep.EncoderQ4PlainMS > 0 {
+			fmt.Fprintf(w, " / in the plain CPU buffer, as clip keeps weights, %.0f ms (x%.3f)", rep.EncoderQ4PlainMS, rep.EncoderQ4PlainRatio)
+		}
+		fmt.Fprintln(w)
 	}
 	if rep.EncoderOtherFlashMS > 0 {
 		onoff := func(b bool) string {

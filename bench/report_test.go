@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestMedian(t *testing.T) {
@@ -108,4 +111,21 @@ func TestParseFlagsQwen(t *testing.T) {
 	if err != nil || o.gemma || o.qwen || len(o.keeps) != 3 || len(o.ratios) != 0 || o.imgW != 640 || o.encRuns != 5 {
 		t.Fatalf("1b options = %+v, %v", o, err)
 	}
+}
+
+func TestPrintRepack(t *testing.T) {
+	rep := &Report{Rows: []Row{
+		{Config: "none", PrefillMS: 9000, TTFTMS: 13000, DecodeTPS: 21},
+		{Config: plainName, PrefillMS: 12000, TTFTMS: 16250, DecodeTPS: 17.5},
+	}}
+	var b strings.Builder
+	rep.printRepack(&b)
+	assert.Contains(t, b.String(), "prefill 9000 vs 12000 ms (x0.750)")
+	assert.Contains(t, b.String(), "time to first token 13000 vs 16250 ms (x0.800)")
+	assert.Contains(t, b.String(), "decode 21.00 vs 17.50 tok/s (x1.200)")
+
+	// Without the plain row (-no-repack, or no extra buffer types): nothing.
+	b.Reset()
+	(&Report{Rows: rep.Rows[:1]}).printRepack(&b)
+	assert.Empty(t, b.String())
 }

@@ -65,6 +65,12 @@ typedef struct hp_encoder_params {
     // or BF16 only, and a row length not a multiple of the type's block is
     // an error naming the tensor.
     int weights;
+    // no_extra_bufts keeps every weight in the device's plain buffer. By
+    // default, on the CPU, quantized matrix weights go to the first of the
+    // CPU backend's extra buffer types that takes them (ggml's repacked
+    // layouts, AMX), as llama.cpp places an LM's (its --no-repack turns
+    // that off); llama.cpp's clip uses the plain buffer.
+    int no_extra_bufts;
 } hp_encoder_params;
 
 enum {
@@ -120,6 +126,9 @@ typedef struct hp_encoder_info {
     // weight_type: ggml's name of the first block's attention weights'
     // type as loaded ("f16", "q8_0", ...).
     char weight_type[16];
+    // weight_buffer: ggml's name of the buffer type holding those weights
+    // ("CPU", "CPU_REPACK", "AMX", "CUDA0", ...).
+    char weight_buffer[32];
 } hp_encoder_info;
 
 typedef struct hp_encoder hp_encoder;

@@ -4,6 +4,19 @@ package bridge
 #include <stdlib.h>
 #include "bridge.h"
 #include "ggml-backend.h"
+
+// hp_extra_buft_name is the name of the i-th extra weight buffer type of
+// device d (ggml_backend_dev_get_extra_bufts), or NULL past the last.
+static const char * hp_extra_buft_name(ggml_backend_dev_t d, int i) {
+	ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(d);
+	ggml_backend_dev_get_extra_bufts_t fn = reg ?
+		(ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts") : NULL;
+	ggml_backend_buffer_type_t * p = fn ? fn(d) : NULL;
+	for (int j = 0; p && p[j]; j++) {
+		if (j == i) return ggml_backend_buft_name(p[j]);
+	}
+	return NULL;
+}
 */
 import "C"
 
@@ -44,6 +57,12 @@ type Device struct {
 	Type        DeviceType
 	// MemoryFree and MemoryTotal are what the backend reports, in bytes.
 	MemoryFree, MemoryTotal uint64
+	// ExtraBuffers are the device's extra weight buffer types, in ggml's
+	// order of preference: for the CPU, the layouts its faster kernels read
+	// ("AMX" where the build targets AMX, "CPU_REPACK" where it has ggml's
+	// repacked layouts, GGML_USE_CPU_REPACK); quantized weights that one of
+	// them takes go there (EncoderParams.NoRepack, ModelParams.NoRepack).
+	ExtraBuffers []string
 }
 
 // Devices lists the devices ggml has registered, in registry order: the CPU
@@ -66,8 +85,26 @@ func Devices() []Device {
 			MemoryFree:  uint64(free),
 			MemoryTotal: uint64(total),
 		})
+		for j := 0; ; j++ {
+			name := C.hp_extra_buft_name(d, C.int(j))
+			if name == nil {
+				break
+			}
+			devs[i].ExtraBuffers = append(devs[i].ExtraBuffers, C.GoString(name))
+		}
 	}
 	return devs
+}
+
+// CPUExtraBuffers is the CPU device's ExtraBuffers: empty where the build
+// has neither AMX nor ggml's repacked layouts.
+func CPUExtraBuffers() []string {
+	for _, d := range Devices() {
+		if d.Type == DeviceCPU {
+			return d.ExtraBuffers
+		}
+	}
+	return nil
 }
 
 // PickDevice returns the index in types of the device the encoder runs on

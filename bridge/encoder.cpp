@@ -16,7 +16,9 @@ struct hp_encoder {
     int n_threads = 4;
 
     ggml_context * ctx_w = nullptr;
-    ggml_backend_buffer_t buf_w = nullptr;
+    // The weights' buffers: the device's default one, and on the CPU one
+    // per extra buffer type (repacked layouts, AMX) that holds some.
+    std::vector<ggml_backend_buffer_t> buf_w;
     ggml_backend_t backend = nullptr;     // where the graph runs
     ggml_backend_t backend_cpu = nullptr; // fallback for ops the device lacks
     ggml_backend_sched_t sched = nullptr;
@@ -41,7 +43,7 @@ struct hp_encoder {
         if (ctx_tail) ggml_free(ctx_tail);
         if (sched) ggml_backend_sched_free(sched);
         if (ctx0) ggml_free(ctx0);
-        if (buf_w) ggml_backend_buffer_free(buf_w);
+        for (ggml_backend_buffer_t b : buf_w) ggml_backend_buffer_free(b);
         if (ctx_w) ggml_free(ctx_w);
         if (backend && backend != backend_cpu) ggml_backend_free(backend);
         if (backend_cpu) ggml_backend_free(backend_cpu);
@@ -99,6 +101,94 @@ ggml_backend_sched_t new_sched(hp_encoder & e, size_t n) {
     ggml_backend_sched_t s = ggml_backend_sched_new(backends.data(), bufts.data(), (int) backends.size(), n, false, true);
     if (!s) throw hp::error(HP_ERR_BACKEND, "cannot create the ggml scheduler");
     return s;
+}
+
+// cpu_extra_bufts lists the CPU device's extra buffer types (ggml's AMX
+// and repacked layouts, where the build has them), in ggml's order of
+// preference.
+std::vector<ggml_backend_buffer_type_t> cpu_extra_bufts(ggml_backend_dev_t dev) {
+    std::vector<ggml_backend_buffer_type_t> out;
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+    auto fn = reg ? (ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts")
+                  : nullptr;
+    for (ggml_backend_buffer_type_t * p = fn ? fn(dev) : nullptr; p && *p; p++) out.push_back(*p);
+    return out;
+}
+
+// takes_weight asks the device, as llama.cpp's model loader does, whether a
+// weight w held in buft can be multiplied with the f32 activations the
+// encoder gives it (the extra types take only some types, shapes and
+// operand layouts).
+bool takes_weight(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft, ggml_tensor * w) {
+    ggml_init_params p = {4 * ggml_tensor_overhead(), nullptr, /*no_alloc*/ true};
+    ggml_context * ctx = ggml_init(p);
+    if (!ctx) return false;
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[0], 512);
+    ggml_tensor * op = ggml_mul_mat(ctx, w, x);
+    ggml_backend_buffer_t probe = ggml_backend_buft_alloc_buffer(buft, 0);
+    bool ok = false;
+    if (probe) {
+        ggml_backend_buffer_t prev = w->buffer;
+        w->buffer = probe;
+        ok = ggml_backend_dev_supports_op(dev, op);
+        w->buffer = prev;
+        ggml_backend_buffer_free(probe);
+    }
+    ggml_free(ctx);
+    return ok;
+}
+
+// alloc_weights places the weights: on the CPU, each quantized matrix in
+// the first extra buffer type that takes it (with_extra), as llama.cpp
+// places an LM's weights; everything else, and on a GPU everything, in the
+// device's default buffer. Fills info.weight_buffer with where the matrices
+// went.
+void alloc_weights(hp_encoder & e, const char * path, bool with_extra) {
+    ggml_backend_buffer_type_t plain = ggml_backend_get_default_buffer_type(e.backend);
+    std::vector<ggml_backend_buffer_type_t> bufts = {plain};
+    if (with_extra && e.backend == e.backend_cpu) {
+        for (ggml_backend_buffer_type_t b : cpu_extra_bufts(ggml_backend_get_device(e.backend))) bufts.push_back(b);
+    }
+    // where[i]: index into bufts of the i-th tensor of ctx_w
+    std::vector<size_t> where;
+    std::vector<size_t> size(bufts.size(), 0);
+    ggml_backend_dev_t dev = ggml_backend_get_device(e.backend);
+    const char * matrices = nullptr;
+    for (ggml_tensor * t = ggml_get_first_tensor(e.ctx_w); t; t = ggml_get_next_tensor(e.ctx_w, t)) {
+        size_t k = 0;
+        if (ggml_is_quantized(t->type) && ggml_n_dims(t) == 2) {
+            for (size_t j = 1; j < bufts.size(); j++) {
+                if (takes_weight(dev, bufts[j], t)) {
+                    k = j;
+                    break;
+                }
+            }
+        }
+        if (!matrices && strncmp(t->name, "v.blk.0.", 8) == 0 && ggml_n_dims(t) == 2) matrices = ggml_backend_buft_name(bufts[k]);
+        where.push_back(k);
+        size[k] += GGML_PAD(ggml_backend_buft_get_alloc_size(bufts[k], t), ggml_backend_buft_get_alignment(bufts[k]));
+    }
+    std::vector<ggml_tallocr> alloc;
+    for (size_t j = 0; j < bufts.size(); j++) {
+        ggml_backend_buffer_t b = nullptr;
+        if (size[j] > 0 || j == 0) {
+            b = ggml_backend_buft_alloc_buffer(bufts[j], std::max<size_t>(size[j], 1));
+            if (!b) {
+                throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate %zu bytes of weights in %s", path, size[j],
+                                                           ggml_backend_buft_name(bufts[j])));
+            }
+            ggml_backend_buffer_set_usage(b, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+            e.buf_w.push_back(b);
+        }
+        alloc.push_back(b ? ggml_tallocr_new(b) : ggml_tallocr{});
+    }
+    size_t i = 0;
+    for (ggml_tensor * t = ggml_get_first_tensor(e.ctx_w); t; t = ggml_get_next_tensor(e.ctx_w, t), i++) {
+        if (ggml_tallocr_alloc(&alloc[where[i]], t) != GGML_STATUS_SUCCESS) {
+            throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot place tensor %s", path, t->name));
+        }
+    }
+    snprintf(e.info.weight_buffer, sizeof(e.info.weight_buffer), "%s", matrices ? matrices : ggml_backend_buft_name(plain));
 }
 
 // make_sched (re)creates the main graph's scheduler for up to n nodes.
@@ -216,7 +306,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
     if (out) *out = nullptr;
     return guarded(err, errlen, [&] {
         if (!path || !out) throw hp::error(HP_ERR_ARG, "hp_encoder_open: NULL argument");
-        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4, 0, HP_WEIGHTS_AS_STORED};
+        hp_encoder_params pr = params ? *params : hp_encoder_params{0, HP_LAYOUT_CLS_FIRST, -1, 0, 4, 0, HP_WEIGHTS_AS_STORED, 0};
         auto e = std::make_unique<hp_encoder>();
         if (pr.layout != HP_LAYOUT_CLS_FIRST && pr.layout != HP_LAYOUT_LLAMACPP) {
             throw hp::error(HP_ERR_ARG, hp::strfmt("unknown token layout %d", pr.layout));
@@ -275,9 +365,7 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
             }
         }
         snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
-        e->buf_w = ggml_backend_alloc_ctx_tensors_from_buft(e->ctx_w, ggml_backend_get_default_buffer_type(e->backend));
-        if (!e->buf_w) throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate the weights buffer", path));
-        ggml_backend_buffer_set_usage(e->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+        alloc_weights(*e, path, !pr.no_extra_bufts);
         e->file->load_into(e->ctx_w);
 
         e->fam->default_size(e->opts.nx, e->opts.ny);

@@ -109,6 +109,13 @@ type EncoderParams struct {
 	// Weights converts the matrix weights at load (from f32, f16 or bf16;
 	// rows must be a multiple of the type's block of 32).
 	Weights Weights
+	// NoRepack keeps every weight in the device's plain buffer, as
+	// llama.cpp's clip does (llama.cpp's --no-repack for an LM). By
+	// default, on the CPU, quantized matrix weights go to the first of
+	// ggml's extra buffer types that takes them: repacked Q4_0 layouts
+	// for the CPU's int8 dot products, AMX where the build targets it
+	// (EncoderInfo.WeightBuffer says which).
+	NoRepack bool
 }
 
 // EncoderInfo describes an opened encoder.
@@ -164,6 +171,9 @@ type EncoderInfo struct {
 	OnCPU bool
 	// WeightType is the type of the matrix weights as loaded ("f16", "q8_0").
 	WeightType string
+	// WeightBuffer is the ggml buffer type holding those weights: "CPU"
+	// (plain), "CPU_REPACK", "AMX", or the GPU's ("CUDA0").
+	WeightBuffer string
 }
 
 // DynamicParams are the preprocessing parameters of a Dynamic encoder,
@@ -240,6 +250,9 @@ func OpenEncoder(path string, p EncoderParams) (*Encoder, error) {
 	if p.UseGPU {
 		cp.use_gpu = 1
 	}
+	if p.NoRepack {
+		cp.no_extra_bufts = 1
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	eb := errBuf()
@@ -274,33 +287,34 @@ func (e *Encoder) Newline() []float32 { return append([]float32(nil), e.newline.
 
 func infoFromC(ci *C.hp_encoder_info) EncoderInfo {
 	in := EncoderInfo{
-		Projector:   C.GoString(&ci.projector[0]),
-		Backend:     C.GoString(&ci.backend[0]),
-		ImageSize:   int(ci.image_size),
-		PatchSize:   int(ci.patch_size),
-		GridW:       int(ci.grid_w),
-		GridH:       int(ci.grid_h),
-		NPatches:    int(ci.n_patches),
-		NEmbd:       int(ci.n_embd),
-		NHead:       int(ci.n_head),
-		NFF:         int(ci.n_ff),
-		NBlock:      int(ci.n_block),
-		NRun:        int(ci.n_run),
-		ObjectLayer: int(ci.object_layer),
-		ProjDim:     int(ci.proj_dim),
-		HasCLS:      ci.has_cls != 0,
-		FlashAttn:   ci.flash_attn != 0,
-		Eps:         float32(ci.eps),
-		Merge:       max(int(ci.n_merge), 1),
-		Dynamic:     ci.dynamic != 0,
-		MinPixels:   int(ci.min_pixels),
-		MaxPixels:   int(ci.max_pixels),
-		MaxTokens:   int(ci.max_tokens),
-		WAPattern:   int(ci.n_wa_pattern),
-		WindowSize:  int(ci.window_size),
-		Split:       ci.split != 0,
-		OnCPU:       ci.on_cpu != 0,
-		WeightType:  C.GoString(&ci.weight_type[0]),
+		Projector:    C.GoString(&ci.projector[0]),
+		Backend:      C.GoString(&ci.backend[0]),
+		ImageSize:    int(ci.image_size),
+		PatchSize:    int(ci.patch_size),
+		GridW:        int(ci.grid_w),
+		GridH:        int(ci.grid_h),
+		NPatches:     int(ci.n_patches),
+		NEmbd:        int(ci.n_embd),
+		NHead:        int(ci.n_head),
+		NFF:          int(ci.n_ff),
+		NBlock:       int(ci.n_block),
+		NRun:         int(ci.n_run),
+		ObjectLayer:  int(ci.object_layer),
+		ProjDim:      int(ci.proj_dim),
+		HasCLS:       ci.has_cls != 0,
+		FlashAttn:    ci.flash_attn != 0,
+		Eps:          float32(ci.eps),
+		Merge:        max(int(ci.n_merge), 1),
+		Dynamic:      ci.dynamic != 0,
+		MinPixels:    int(ci.min_pixels),
+		MaxPixels:    int(ci.max_pixels),
+		MaxTokens:    int(ci.max_tokens),
+		WAPattern:    int(ci.n_wa_pattern),
+		WindowSize:   int(ci.window_size),
+		Split:        ci.split != 0,
+		OnCPU:        ci.on_cpu != 0,
+		WeightType:   C.GoString(&ci.weight_type[0]),
+		WeightBuffer: C.GoString(&ci.weight_buffer[0]),
 	}
 	for i := 0; i < 3; i++ {
 		in.Mean[i] = float32(ci.mean[i])

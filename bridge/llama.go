@@ -44,6 +44,9 @@ type ModelParams struct {
 	GPULayers int  // layers offloaded to a GPU device (-1 all); ignored without one
 	NoMmap    bool // read the file instead of mapping it
 	VocabOnly bool
+	// NoRepack keeps the weights in ggml's plain CPU buffer instead of its
+	// extra buffer types (repacked layouts, AMX): llama.cpp's --no-repack.
+	NoRepack bool
 }
 
 // Model is a llama.cpp language model.
@@ -101,6 +104,7 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	mp.n_gpu_layers = C.int32_t(p.GPULayers)
 	mp.use_mmap = C.bool(!p.NoMmap)
 	mp.vocab_only = C.bool(p.VocabOnly)
+	mp.use_extra_bufts = C.bool(!p.NoRepack)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	c, errs := captureLoadErrors(func() *C.struct_llama_model { return C.llama_model_load_from_file(cpath, mp) })

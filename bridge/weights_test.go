@@ -1,7 +1,12 @@
 package bridge_test
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,6 +14,7 @@ import (
 
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/internal/gguf"
+	"github.com/hiprune/hiprune-go/llava/imageprep"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
 )
@@ -68,10 +74,12 @@ func TestEncoderWeightsMatchClipOnQuantizedFile(t *testing.T) {
 			clip, err := bridge.OpenClip(qfile, false, 0)
 			require.NoError(t, err)
 			defer clip.Close()
-			conv, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1, Weights: tc.weights})
+			// clip keeps its weights in ggml's plain buffer; so do these
+			// (TestEncoderRepackedWeights compares the repacked ones).
+			conv, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1, Weights: tc.weights, NoRepack: true})
 			require.NoError(t, err)
 			defer conv.Close()
-			stored, err := bridge.OpenEncoder(qfile, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1})
+			stored, err := bridge.OpenEncoder(qfile, bridge.EncoderParams{Layout: bridge.LayoutLlamaCpp, Threads: 2, ObjectLayer: 1, NoRepack: true})
 			require.NoError(t, err)
 			defer stored.Close()
 			assert.Equal(t, tc.quant, conv.Info().WeightType)
@@ -118,4 +126,83 @@ func TestEncoderWeightsErrors(t *testing.T) {
 	}
 	_, ok := bridge.ParseWeights("q5_k")
 	assert.False(t, ok)
+}
+
+// repacksQ4_0 says whether ggml's repacked Q4_0 layouts have a kernel on
+// this CPU: AVX2 on x86 (every CPU of this project's machine class), the
+// dot-product extension on arm64 (make cross-test's and make build's
+// -march).
+func repacksQ4_0(t *testing.T) bool {
+	switch runtime.GOARCH {
+	case "arm64":
+		return true
+	case "amd64":
+		b, err := os.ReadFile("/proc/cpuinfo")
+		if err != nil {
+			t.Logf("cannot tell whether this CPU has AVX2: %v", err)
+			return false
+		}
+		return regexp.MustCompile(`(?m)^flags\s*:.*\bavx2\b`).Match(b)
+	}
+	return false
+}
+
+// The build has ggml's repacked layouts (the Makefile defines
+// GGML_USE_CPU_REPACK, as llama.cpp's CMake does by default), and on a CPU
+// with their kernels the encoder's q4_0 matrices go there, unless NoRepack.
+// Repacked weights multiply the same q4_0 and q8_0 blocks, summed in
+// another order. Alone that is float rounding (measured 6e-8 on the
+// first block's scores), but the activations are rounded to 8 bits before
+// each product and GELU reads an f16 table, so now and then a rounding
+// difference crosses a step: a few rows of a one-block encoder differ by
+// about 1e-2, and through the tiny tower's 12 random blocks the largest
+// difference is 1.6e-2 (AMD EPYC, AVX2). Quantizing to q4_0 itself moves
+// the embeddings by 0.24 to 0.32 (TestEncoderWeightsMatchClipOnQuantizedFile).
+// The split encoder still gives exactly the whole encoder's rows, also
+// for a count of rows that is not a multiple of 4 (ggml's repacked kernels
+// multiply four rows at a time and the rest one by one).
+func TestEncoderRepackedWeights(t *testing.T) {
+	extra := bridge.CPUExtraBuffers()
+	t.Logf("CPU extra buffer types: %v", extra)
+	if strings.Contains(os.Getenv("CGO_CPPFLAGS"), "-DGGML_USE_CPU_REPACK") {
+		require.Contains(t, extra, "CPU_REPACK", "built with GGML_USE_CPU_REPACK, yet ggml's CPU backend does not offer it")
+	}
+	_, mm := fixture.Pair(t, "tiny")
+	open := func(w bridge.Weights, noRepack bool) *bridge.Encoder {
+		e, err := bridge.OpenEncoder(mm, bridge.EncoderParams{Threads: 2, Weights: w, NoRepack: noRepack})
+		require.NoError(t, err)
+		t.Cleanup(e.Close)
+		return e
+	}
+	plain, packed := open(bridge.WeightsQ4_0, true), open(bridge.WeightsQ4_0, false)
+	assert.Equal(t, "CPU", plain.Info().WeightBuffer)
+	// f16 matrices stay in the plain buffer: tinyBLAS multiplies them there,
+	// and the extra types' f16 paths are unmeasured.
+	assert.Equal(t, "CPU", open(bridge.WeightsF16, false).Info().WeightBuffer)
+	got := packed.Info().WeightBuffer
+	t.Logf("q4_0 matrices in %s", got)
+	if !slices.Contains(extra, "CPU_REPACK") || !repacksQ4_0(t) {
+		t.Skipf("no repacked q4_0 kernel in this build or on this CPU (extra buffers %v); the q4_0 weights are in %s", extra, got)
+	}
+	require.Contains(t, extra, got, "q4_0 weights should be in one of the CPU's extra buffer types")
+
+	in := packed.Info()
+	f, err := imageprep.Preprocess(fixture.Image(t, 400, 300, 6), imageprep.Params{ImageSize: in.ImageSize, Mean: in.Mean, Std: in.Std})
+	require.NoError(t, err)
+	a, b := encode(t, plain, f), encode(t, packed, f)
+	eEmbd, eObj, eDeep := relErr(t, b.Embd, a.Embd), relErr(t, b.Object, a.Object), relErr(t, b.Deep, a.Deep)
+	t.Logf("repacked vs plain q4_0: embeddings %.2e, object scores %.2e, deep scores %.2e", eEmbd, eObj, eDeep)
+	for _, e := range []float64{eEmbd, eObj, eDeep} {
+		assert.LessOrEqual(t, e, 5e-2)
+	}
+	assert.Greater(t, eEmbd, 0.0, "repacked weights should take ggml's other kernel")
+
+	def, err := packed.Encode(nil, f, bridge.EncodeOptions{Threads: 2, Deferred: true})
+	require.NoError(t, err)
+	toks := []int{0, 7, 100, in.NPatches - 1, 300}
+	rows, err := packed.Project(nil, def, toks, 2)
+	require.NoError(t, err)
+	for j, i := range toks {
+		assert.Equal(t, b.Row(i), rows[j*in.ProjDim:(j+1)*in.ProjDim], "token %d: split vs whole", i)
+	}
 }

@@ -51,6 +51,13 @@ type Config struct {
 	// FlashAttnOn reproduces llama.cpp's mtmd on the CPU bit for bit (with
 	// LayoutLlamaCpp); the two differ by float rounding only.
 	EncoderFlashAttn FlashAttn
+	// NoRepack keeps the weights of the LM and the encoder in ggml's plain
+	// CPU buffer (llama.cpp's --no-repack). By default, on the CPU, ggml
+	// repacks quantized matrix weights into the layouts its int8 kernels
+	// read fastest (Q4_0 on AVX2 and arm64 dotprod, AMX where the build
+	// targets it), as llama.cpp does for an LM; llama.cpp's clip never
+	// does it for an encoder. The answers differ by float rounding only.
+	NoRepack bool
 	// ImageLimits guard image decoding (zero value: imageprep.DefaultLimits).
 	ImageLimits imageprep.Limits
 	// Logger receives progress; nil discards.
@@ -178,7 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p := &Pipeline{cfg: cfg, log: log, sem: semaphore.NewWeighted(int64(cfg.Parallel)),
 		cache: newImageCache(cfg.ImageCacheBytes), sessions: map[*Session]struct{}{}}
 	t0 := time.Now()
-	m, err := bridge.LoadModel(cfg.Model, bridge.ModelParams{GPULayers: cfg.GPULayers})
+	m, err := bridge.LoadModel(cfg.Model, bridge.ModelParams{GPULayers: cfg.GPULayers, NoRepack: cfg.NoRepack})
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		t1 := time.Now()
 		enc, err := bridge.OpenEncoder(cfg.MMProj, bridge.EncoderParams{
 			ObjectLayer: cfg.ObjectLayer, Layout: cfg.Layout, UseGPU: cfg.EncoderGPU, Threads: cfg.Threads,
-			Weights: weights, FlashAttn: cfg.EncoderFlashAttn,
+			Weights: weights, FlashAttn: cfg.EncoderFlashAttn, NoRepack: cfg.NoRepack,
 		})
 		if err != nil {
 			m.Close()
@@ -247,7 +254,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		}
 		log.Info("loaded vision encoder", "path", cfg.MMProj, "backend", in.Backend, "tokens", in.NPatches,
 			"blocks", in.NRun, "object_layer", in.ObjectLayer, "flash_attn", in.FlashAttn, "pinpoints", len(in.Pinpoints),
-			"merge", in.MergeType, "weights", in.WeightType, "ms", time.Since(t1).Milliseconds())
+			"merge", in.MergeType, "weights", in.WeightType, "weight_buffer", in.WeightBuffer, "ms", time.Since(t1).Milliseconds())
 	}
 	return p, nil
 }

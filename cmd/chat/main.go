@@ -58,7 +58,7 @@ type options struct {
 	keepRatio, alpha                                                            float64
 	temp, topP, minP, repeatPenalty                                             float64
 	seed                                                                        int64
-	timings, verbose, encoderGPU                                                bool
+	timings, verbose, encoderGPU, noRepack                                      bool
 	set                                                                         map[string]bool
 }
 
@@ -99,6 +99,7 @@ func parseCommand(name string, args []string, stderr io.Writer, extra func(*flag
 	fs.StringVar(&o.encoderType, "encoder-type", "", "vision encoder matrix weights: f16, q8_0 or q4_0, converted at load (default: as stored in the mmproj)")
 	fs.StringVar(&o.layout, "clip-layout", "cls-first", "encoder token order: cls-first (CLIP's) or llama.cpp (bit-exact with the pinned llama.cpp, with --encoder-flash-attn on)")
 	fs.StringVar(&o.encoderFA, "encoder-flash-attn", "auto", "vision encoder flash attention: auto (on where the device supports it, off for CLIP on the CPU, where it is slower), on or off")
+	fs.BoolVar(&o.noRepack, "no-repack", false, "keep quantized weights in ggml's plain CPU layout (as llama.cpp's --no-repack); by default the LM's and the encoder's are repacked for the CPU's int8 kernels")
 	fs.StringVar(&o.template, "chat-template", "", "chat template name or text (default: the model's; \"llava\": USER/ASSISTANT)")
 	fs.BoolVar(&o.timings, "timings", false, "print timings to stderr")
 	fs.StringVar(&o.saveMask, "save-mask", "", "write the image with pruned patches dimmed to this PNG `file` (LLaVA-NeXT: base view and tiles side by side; Qwen2.5-VL: its resized image's 28 px tokens)")
@@ -323,7 +324,7 @@ func chat(ctx context.Context, o *options, po llava.Options, gen llava.GenOption
 	fmt.Fprintf(stderr, "chat: loading %s\n", o.model)
 	p, err := llava.Open(ctx, llava.Config{
 		Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl, EncoderGPU: o.encoderGPU,
-		Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType, EncoderFlashAttn: o.encoderFlash, Logger: log,
+		Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType, EncoderFlashAttn: o.encoderFlash, NoRepack: o.noRepack, Logger: log,
 	})
 	if oe := (*llava.OptionError)(nil); errors.As(err, &oe) {
 		// --encoder-type with a family mtmd runs: found once the files are read

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
@@ -245,6 +246,29 @@ func TestOneShot(t *testing.T) {
 		assert.Contains(t, r.stderr, "weights=q8_0")
 		assert.Contains(t, r.stderr, "flash_attn=true")
 		assert.Contains(t, r.stderr, "image_tokens=576->64")
+	})
+
+	t.Run("encoder-type q4_0, repacked or not", func(t *testing.T) {
+		buffer := func(stderr string) string {
+			m := regexp.MustCompile(`weight_buffer=(\S+)`).FindStringSubmatch(stderr)
+			require.NotNil(t, m, "no weight_buffer in the encoder's log line:\n%s", stderr)
+			return m[1]
+		}
+		r := runChat(t, "", args("--temp", "0", "--keep", "64", "--encoder-type", "q4_0")...)
+		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+		assertAnswerOnly(t, r.stdout)
+		plain := runChat(t, "", args("--temp", "0", "--keep", "64", "--encoder-type", "q4_0", "--no-repack")...)
+		require.Equal(t, 0, plain.code, "stderr:\n%s", plain.stderr)
+		assertAnswerOnly(t, plain.stdout)
+		assert.Equal(t, "CPU", buffer(plain.stderr), "--no-repack keeps the weights in the plain buffer")
+		// Every CPU of this machine class (AVX2) and every arm64 target
+		// (dot product) has a repacked q4_0 kernel; which extra buffer type
+		// takes the weights (AMX before CPU_REPACK) is ggml's choice.
+		if extra := bridge.CPUExtraBuffers(); len(extra) > 0 {
+			assert.Contains(t, extra, buffer(r.stderr))
+		} else {
+			assert.Equal(t, "CPU", buffer(r.stderr))
+		}
 	})
 
 	t.Run("seeded sampling is deterministic", func(t *testing.T) {

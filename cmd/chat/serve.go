@@ -215,8 +215,8 @@ func newServerConfig(o *options, sf *serveFlags) (serverConfig, error) {
 	c = serverConfig{
 		pipeline: llava.Config{Model: o.model, MMProj: o.mmproj, Threads: threads, GPULayers: o.ngl,
 			EncoderGPU: o.encoderGPU, Layout: layout, ObjectLayer: po.ObjectLayer, EncoderWeights: o.encoderType,
-			EncoderFlashAttn: o.encoderFlash,
-			ImageCacheBytes:  int64(sf.imageCacheMiB) << 20},
+			EncoderFlashAttn: o.encoderFlash, NoRepack: o.noRepack,
+			ImageCacheBytes: int64(sf.imageCacheMiB) << 20},
 		session:    llava.SessionConfig{NCtx: o.nCtx, NBatch: o.nBatch, Template: o.template},
 		prune:      po,
 		gen:        gen,
