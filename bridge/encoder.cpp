@@ -141,19 +141,18 @@ bool takes_weight(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft, ggml_
 // alloc_weights places the weights: on the CPU, each quantized matrix in
 // the first extra buffer type that takes it (with_extra), as llama.cpp
 // places an LM's weights; everything else, and on a GPU everything, in the
-// device's default buffer. Fills info.weight_buffer with where the matrices
-// went.
+// device's default buffer. A buffer type with a size limit (Metal's) gets
+// as many buffers as it takes, as ggml_backend_alloc_ctx_tensors_from_buft
+// does. Fills info.weight_type and info.weight_buffer from the first
+// block's first matrix.
 void alloc_weights(hp_encoder & e, const char * path, bool with_extra) {
     ggml_backend_buffer_type_t plain = ggml_backend_get_default_buffer_type(e.backend);
     std::vector<ggml_backend_buffer_type_t> bufts = {plain};
     if (with_extra && e.backend == e.backend_cpu) {
         for (ggml_backend_buffer_type_t b : cpu_extra_bufts(ggml_backend_get_device(e.backend))) bufts.push_back(b);
     }
-    // where[i]: index into bufts of the i-th tensor of ctx_w
-    std::vector<size_t> where;
-    std::vector<size_t> size(bufts.size(), 0);
     ggml_backend_dev_t dev = ggml_backend_get_device(e.backend);
-    const char * matrices = nullptr;
+    std::vector<std::vector<ggml_tensor *>> groups(bufts.size());
     for (ggml_tensor * t = ggml_get_first_tensor(e.ctx_w); t; t = ggml_get_next_tensor(e.ctx_w, t)) {
         size_t k = 0;
         if (ggml_is_quantized(t->type) && ggml_n_dims(t) == 2) {
@@ -164,31 +163,37 @@ void alloc_weights(hp_encoder & e, const char * path, bool with_extra) {
                 }
             }
         }
-        if (!matrices && strncmp(t->name, "v.blk.0.", 8) == 0 && ggml_n_dims(t) == 2) matrices = ggml_backend_buft_name(bufts[k]);
-        where.push_back(k);
-        size[k] += GGML_PAD(ggml_backend_buft_get_alloc_size(bufts[k], t), ggml_backend_buft_get_alignment(bufts[k]));
+        if (!e.info.weight_type[0] && strncmp(t->name, "v.blk.0.", 8) == 0 && ggml_n_dims(t) == 2) {
+            snprintf(e.info.weight_type, sizeof(e.info.weight_type), "%s", ggml_type_name(t->type));
+            snprintf(e.info.weight_buffer, sizeof(e.info.weight_buffer), "%s", ggml_backend_buft_name(bufts[k]));
+        }
+        groups[k].push_back(t);
     }
-    std::vector<ggml_tallocr> alloc;
     for (size_t j = 0; j < bufts.size(); j++) {
-        ggml_backend_buffer_t b = nullptr;
-        if (size[j] > 0 || j == 0) {
-            b = ggml_backend_buft_alloc_buffer(bufts[j], std::max<size_t>(size[j], 1));
+        const size_t align = ggml_backend_buft_get_alignment(bufts[j]);
+        const size_t max_size = ggml_backend_buft_get_max_size(bufts[j]);
+        for (size_t first = 0; first < groups[j].size();) {
+            size_t last = first, size = 0;
+            for (; last < groups[j].size(); last++) {
+                const size_t n = GGML_PAD(ggml_backend_buft_get_alloc_size(bufts[j], groups[j][last]), align);
+                if (last > first && size + n > max_size) break;
+                size += n;
+            }
+            ggml_backend_buffer_t b = ggml_backend_buft_alloc_buffer(bufts[j], size);
             if (!b) {
-                throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate %zu bytes of weights in %s", path, size[j],
+                throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot allocate %zu bytes of weights in %s", path, size,
                                                            ggml_backend_buft_name(bufts[j])));
             }
-            ggml_backend_buffer_set_usage(b, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
             e.buf_w.push_back(b);
+            ggml_backend_buffer_set_usage(b, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+            ggml_tallocr alloc = ggml_tallocr_new(b);
+            for (; first < last; first++) {
+                if (ggml_tallocr_alloc(&alloc, groups[j][first]) != GGML_STATUS_SUCCESS) {
+                    throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot place tensor %s", path, groups[j][first]->name));
+                }
+            }
         }
-        alloc.push_back(b ? ggml_tallocr_new(b) : ggml_tallocr{});
     }
-    size_t i = 0;
-    for (ggml_tensor * t = ggml_get_first_tensor(e.ctx_w); t; t = ggml_get_next_tensor(e.ctx_w, t), i++) {
-        if (ggml_tallocr_alloc(&alloc[where[i]], t) != GGML_STATUS_SUCCESS) {
-            throw hp::error(HP_ERR_BACKEND, hp::strfmt("%s: cannot place tensor %s", path, t->name));
-        }
-    }
-    snprintf(e.info.weight_buffer, sizeof(e.info.weight_buffer), "%s", matrices ? matrices : ggml_backend_buft_name(plain));
 }
 
 // make_sched (re)creates the main graph's scheduler for up to n nodes.
@@ -358,12 +363,6 @@ int hp_encoder_open(const char * path, const hp_encoder_params * params, hp_enco
         e->info.object_layer = obj;
         e->info.split = e->fam->splits() ? 1 : 0;
         e->info.on_cpu = e->backend == e->backend_cpu ? 1 : 0;
-        for (ggml_tensor * t = ggml_get_first_tensor(e->ctx_w); t; t = ggml_get_next_tensor(e->ctx_w, t)) {
-            if (strncmp(t->name, "v.blk.0.", 8) == 0 && ggml_n_dims(t) == 2) {
-                snprintf(e->info.weight_type, sizeof(e->info.weight_type), "%s", ggml_type_name(t->type));
-                break;
-            }
-        }
         snprintf(e->info.backend, sizeof(e->info.backend), "%s", ggml_backend_name(e->backend));
         alloc_weights(*e, path, !pr.no_extra_bufts);
         e->file->load_into(e->ctx_w);
