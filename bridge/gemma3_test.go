@@ -11,6 +11,7 @@ import (
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/hiprune"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/refvit"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
@@ -96,6 +97,9 @@ func TestGemma3EncoderMatchesLlamaCppClip(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "mid-gemma" {
+				emulator.Skip(t, "SigLIP's widths in f16 take over 8 minutes an encode pair under qemu (4 pairs, 2 probes); the tiny cases run the same graph")
+			}
 			mm := gemmaMMProj(t, tc.name)
 			for _, fa := range tc.modes {
 				clip, err := bridge.OpenClip(mm, false, fa.clip)
