@@ -200,12 +200,23 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	theirs := func() error { _, err := clip.Encode(img, th); return err }
 	impls := map[string]func() error{"ours": ours, "llamacpp": theirs}
 	names := []string{"ours", "llamacpp"}
+	// open opens another of our encoders on the same file and threads
+	// (every weight plain with -no-repack); whole times one as a whole
+	// encode of img, reusing its output.
+	open := func(p bridge.EncoderParams) (*bridge.Encoder, error) {
+		p.Threads, p.UseGPU, p.NoRepack = th, b.o.encoderGPU, p.NoRepack || b.o.noRepack
+		return bridge.OpenEncoder(b.mmPath, p)
+	}
+	whole := func(e *bridge.Encoder) func() error {
+		var d *bridge.Encoding
+		return func() (err error) { d, err = e.Encode(d, img, bridge.EncodeOptions{Threads: th}); return err }
+	}
 	if in := enc.Info(); in.Split {
 		// A second encoder like the pipeline's: one encoder switching
 		// between its whole graph and the split one would rebuild and
 		// reallocate the graph at every switch, which the pipeline (always
 		// split) never does.
-		split, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, NoRepack: b.o.noRepack})
+		split, err := open(bridge.EncoderParams{})
 		if err != nil {
 			return res, fmt.Errorf("opening the split encoder: %w", err)
 		}
@@ -226,29 +237,27 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 		names = append(names, "ours-split")
 	}
 	if b.pipeQ8 != nil {
-		q8 := b.pipeQ8.Encoder()
-		var qd *bridge.Encoding
-		impls["ours-q8_0"] = func() (err error) { qd, err = q8.Encode(qd, img, bridge.EncodeOptions{Threads: th}); return err }
+		impls["ours-q8_0"] = whole(b.pipeQ8.Encoder())
 		names = append(names, "ours-q8_0")
 		// q4_0 where the pipeline puts it, and in the plain buffer, which
-		// is where llama.cpp's clip keeps any weights.
-		for _, plain := range []bool{b.o.noRepack, true} {
-			q4, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, Weights: bridge.WeightsQ4_0, NoRepack: plain})
-			if err != nil {
-				return res, fmt.Errorf("opening the q4_0 encoder: %w", err)
-			}
-			defer q4.Close()
-			name := "ours-q4_0"
-			if res.Q4Buffer == "" {
-				res.Q4Buffer = q4.Info().WeightBuffer
-			} else if q4.Info().WeightBuffer == res.Q4Buffer {
-				break
-			} else {
-				name = "ours-q4_0-plain"
-			}
-			var d *bridge.Encoding
-			impls[name] = func() (err error) { d, err = q4.Encode(d, img, bridge.EncodeOptions{Threads: th}); return err }
-			names = append(names, name)
+		// is where llama.cpp's clip keeps any weights (timed too when that
+		// is another place).
+		q4, err := open(bridge.EncoderParams{Weights: bridge.WeightsQ4_0})
+		if err != nil {
+			return res, fmt.Errorf("opening the q4_0 encoder: %w", err)
+		}
+		defer q4.Close()
+		q4plain, err := open(bridge.EncoderParams{Weights: bridge.WeightsQ4_0, NoRepack: true})
+		if err != nil {
+			return res, fmt.Errorf("opening the q4_0 encoder: %w", err)
+		}
+		defer q4plain.Close()
+		res.Q4Buffer = q4.Info().WeightBuffer
+		impls["ours-q4_0"] = whole(q4)
+		names = append(names, "ours-q4_0")
+		if q4plain.Info().WeightBuffer != res.Q4Buffer {
+			impls["ours-q4_0-plain"] = whole(q4plain)
+			names = append(names, "ours-q4_0-plain")
 		}
 	}
 	// Our encoder whole with the other flash-attention setting than the
@@ -258,21 +267,18 @@ func (b *bench) encoderComparison(ctx context.Context) (encoderResult, error) {
 	if enc.Info().FlashAttn {
 		other = bridge.FlashOff
 	}
-	of, err := bridge.OpenEncoder(b.mmPath, bridge.EncoderParams{Threads: th, UseGPU: b.o.encoderGPU, FlashAttn: other, NoRepack: b.o.noRepack})
+	of, err := open(bridge.EncoderParams{FlashAttn: other})
 	if err != nil {
 		return res, fmt.Errorf("opening the encoder with flash attention %v: %w", other, err)
 	}
 	defer of.Close()
 	res.OtherFlashOn = of.Info().FlashAttn
-	var od *bridge.Encoding
-	impls["ours-otherflash"] = func() (err error) { od, err = of.Encode(od, img, bridge.EncodeOptions{Threads: th}); return err }
+	impls["ours-otherflash"] = whole(of)
 	names = append(names, "ours-otherflash")
 	b.log.Info("encoder comparison: warming up")
-	warm := []func() error{ours, theirs}
-	for _, n := range []string{"ours-split", "ours-q8_0", "ours-q4_0", "ours-q4_0-plain", "ours-otherflash"} {
-		if f := impls[n]; f != nil {
-			warm = append(warm, f)
-		}
+	var warm []func() error
+	for _, n := range names {
+		warm = append(warm, impls[n])
 	}
 	if b.warmImg != b.img {
 		wv, err := clip.Preprocess(b.warmImg.RGB)

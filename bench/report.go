@@ -156,26 +156,16 @@ func buildReport(o *options, textTokens int, enc encoderResult, rows []rowSample
 	if rep.EncoderLlamaCppMS > 0 {
 		rep.EncoderRatio = rep.EncoderOursMS / rep.EncoderLlamaCppMS
 	}
-	if len(enc.SplitMS) > 0 && rep.EncoderOursMS > 0 {
-		rep.EncoderSplitMS, rep.EncoderSplitRunsMS = median(enc.SplitMS), enc.SplitMS
-		rep.EncoderSplitRatio = rep.EncoderSplitMS / rep.EncoderOursMS
+	rep.EncoderSplitMS, rep.EncoderSplitRatio, rep.EncoderSplitRunsMS = vsOurs(enc.SplitMS, rep.EncoderOursMS)
+	rep.EncoderQ8MS, rep.EncoderQ8Ratio, rep.EncoderQ8RunsMS = vsOurs(enc.Q8MS, rep.EncoderOursMS)
+	rep.EncoderQ4MS, rep.EncoderQ4Ratio, rep.EncoderQ4RunsMS = vsOurs(enc.Q4MS, rep.EncoderOursMS)
+	if rep.EncoderQ4MS > 0 {
+		rep.EncoderQ4Buffer = enc.Q4Buffer
 	}
-	if len(enc.Q8MS) > 0 && rep.EncoderOursMS > 0 {
-		rep.EncoderQ8MS, rep.EncoderQ8RunsMS = median(enc.Q8MS), enc.Q8MS
-		rep.EncoderQ8Ratio = rep.EncoderQ8MS / rep.EncoderOursMS
-	}
-	if len(enc.Q4MS) > 0 && rep.EncoderOursMS > 0 {
-		rep.EncoderQ4MS, rep.EncoderQ4RunsMS, rep.EncoderQ4Buffer = median(enc.Q4MS), enc.Q4MS, enc.Q4Buffer
-		rep.EncoderQ4Ratio = rep.EncoderQ4MS / rep.EncoderOursMS
-	}
-	if len(enc.Q4PlainMS) > 0 && rep.EncoderOursMS > 0 {
-		rep.EncoderQ4PlainMS, rep.EncoderQ4PlainRunsMS = median(enc.Q4PlainMS), enc.Q4PlainMS
-		rep.EncoderQ4PlainRatio = rep.EncoderQ4PlainMS / rep.EncoderOursMS
-	}
-	if len(enc.OtherFlashMS) > 0 && rep.EncoderOursMS > 0 {
+	rep.EncoderQ4PlainMS, rep.EncoderQ4PlainRatio, rep.EncoderQ4PlainRunsMS = vsOurs(enc.Q4PlainMS, rep.EncoderOursMS)
+	rep.EncoderOtherFlashMS, rep.EncoderOtherFlashRatio, rep.EncoderOtherFlashRunsMS = vsOurs(enc.OtherFlashMS, rep.EncoderOursMS)
+	if rep.EncoderOtherFlashMS > 0 {
 		rep.EncoderFlashAttn = !enc.OtherFlashOn
-		rep.EncoderOtherFlashMS, rep.EncoderOtherFlashRunsMS = median(enc.OtherFlashMS), enc.OtherFlashMS
-		rep.EncoderOtherFlashRatio = rep.EncoderOtherFlashMS / rep.EncoderOursMS
 	}
 	for _, rs := range rows {
 		rep.Rows = append(rep.Rows, medianRow(rs))
@@ -354,6 +344,16 @@ func (rep *Report) printRows(w io.Writer) {
 		}
 		tw.Flush()
 	}
+}
+
+// vsOurs is the median of one of our encoder variants' runs and its ratio
+// to our encoder's median (zeros, and no runs, when either is missing).
+func vsOurs(runs []float64, oursMS float64) (ms, ratio float64, kept []float64) {
+	if len(runs) == 0 || oursMS <= 0 {
+		return 0, 0, nil
+	}
+	ms = median(runs)
+	return ms, ms / oursMS, runs
 }
 
 // printRepack compares none with none-norepack: the LM's quantized

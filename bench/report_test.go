@@ -129,3 +129,19 @@ func TestPrintRepack(t *testing.T) {
 	(&Report{Rows: rep.Rows[:1]}).printRepack(&b)
 	assert.Empty(t, b.String())
 }
+
+func TestVsOurs(t *testing.T) {
+	ms, ratio, runs := vsOurs([]float64{30, 10, 20}, 40)
+	assert.Equal(t, 20.0, ms)
+	assert.Equal(t, 0.5, ratio)
+	assert.Equal(t, []float64{30, 10, 20}, runs)
+	for _, tc := range []struct {
+		runs []float64
+		ours float64
+	}{{nil, 40}, {[]float64{10}, 0}} {
+		ms, ratio, runs = vsOurs(tc.runs, tc.ours)
+		assert.Zero(t, ms)
+		assert.Zero(t, ratio)
+		assert.Nil(t, runs)
+	}
+}
