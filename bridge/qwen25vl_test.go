@@ -10,6 +10,7 @@ import (
 	"github.com/hiprune/hiprune-go/bridge"
 	"github.com/hiprune/hiprune-go/hiprune"
 	"github.com/hiprune/hiprune-go/llava/imageprep"
+	"github.com/hiprune/hiprune-go/tests/emulator"
 	"github.com/hiprune/hiprune-go/tests/fixture"
 	"github.com/hiprune/hiprune-go/tests/refvit"
 	"github.com/hiprune/hiprune-go/tests/testmodel"
@@ -131,6 +132,9 @@ func TestQwen25VLEncoderMatchesLlamaCppClip(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.preset, func(t *testing.T) {
+			if tc.preset == "mid-qwen" {
+				emulator.Skip(t, "Qwen2.5-VL-3B's widths in f16 take about 7 minutes an encode pair under qemu (4 pairs, 2 probes); the tiny case runs the same graph")
+			}
 			_, mm := fixture.Pair(t, tc.preset)
 			for _, fa := range []struct {
 				enc  bridge.FlashMode
