@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -189,6 +190,13 @@ func TestQwen25VLScoresMatchReferenceForward(t *testing.T) {
 	defer enc.Close()
 	in := enc.Info()
 	require.Equal(t, 2, in.WAPattern)
+	// On arm64 the patch embedding's two f16 kernels each accumulate in f16
+	// (see exactTol), and their sum carries both errors: 2.1e-3 measured
+	// under qemu, 1e-3 is the bar elsewhere.
+	embTol := 1e-3
+	if runtime.GOARCH == "arm64" {
+		embTol = 2 * exactTol()
+	}
 	// 252x140 is 9x5 tokens: windows of 4x4 tokens, cut at the right and
 	// bottom edges.
 	for i, sz := range [][2]int{{250, 140}, {120, 200}} {
@@ -210,11 +218,11 @@ func TestQwen25VLScoresMatchReferenceForward(t *testing.T) {
 				worst = math.Max(worst, math.Abs(float64(sc.got[j])-sc.want[j])/math.Abs(sc.want[j]))
 			}
 			t.Logf("%dx%d: %s scores max rel err %.2e", img.W, img.H, sc.name, worst)
-			assert.LessOrEqual(t, worst, 1e-4, "%s scores", sc.name)
+			assert.LessOrEqual(t, worst, exactTol(), "%s scores", sc.name)
 		}
 		e := relErr(t, got.Embd, flatten(want.Embd))
 		t.Logf("%dx%d: embeddings max rel err vs reference %.2e", img.W, img.H, e)
-		assert.LessOrEqual(t, e, 1e-3)
+		assert.LessOrEqual(t, e, embTol)
 
 		// The token scores are the means of their 2x2 patches.
 		mo, err := hiprune.MergeScores(nil, got.PatchObject, got.PatchW, got.PatchH, 2)
